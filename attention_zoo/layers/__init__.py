@@ -1,0 +1,1 @@
+from attention_zoo.layers.squeeze_excite import SqueezeExcite

@@ -1,0 +1,3 @@
+from attention_zoo.utils.counting import count_macs, count_params
+
+__all__ = ["count_macs", "count_params"]

@@ -1,0 +1,110 @@
+"""Checks that every layer and every model of the zoo must pass, shared so that each test
+file states *what* it covers in a few lines (keras-hub's habit).
+
+All checks are backend-agnostic: they use public Keras APIs only, so the same test runs
+under KERAS_BACKEND=tensorflow, jax and torch.
+"""
+
+import copy
+
+import keras
+import numpy as np
+
+
+def random_inputs(shape, seed=0, low=-1.0, high=1.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape).astype("float32")
+
+
+def randomize_weights(model, seed=0, scale=0.2):
+    """Replaces every weight with noise, so zero-initialised gammas or projections (which
+    block gradients at initialisation by design) do not hide unconnected weights."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if not np.issubdtype(np.dtype(variable.dtype), np.floating):
+            continue
+        name = variable.path.rsplit("/", 1)[-1]
+        if name == "moving_variance":
+            value = rng.uniform(0.5, 1.5, size=variable.shape)
+        else:
+            value = rng.normal(0.0, scale, size=variable.shape)
+        variable.assign(value.astype(variable.dtype))
+
+
+def as_list(outputs):
+    return [keras.ops.convert_to_numpy(t) for t in keras.tree.flatten(outputs)]
+
+
+def wrap(layer, inputs):
+    """A functional model around `layer` for the given example inputs (a list for several)."""
+    examples = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    symbolic = [keras.Input(x.shape[1:], batch_size=None) for x in examples]
+    outputs = layer(symbolic if isinstance(inputs, (list, tuple)) else symbolic[0])
+    return keras.Model(symbolic if isinstance(inputs, (list, tuple)) else symbolic[0], outputs)
+
+
+def assert_allclose_structures(actual, expected, rtol=1e-5, atol=1e-5):
+    actual, expected = as_list(actual), as_list(expected)
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
+
+
+def assert_config_round_trip(model, inputs):
+    """from_config(get_config()) rebuilds the same computation (weights copied over)."""
+    config = model.get_config()
+    clone = model.__class__.from_config(copy.deepcopy(config))
+    if not clone.built:
+        clone(inputs)
+    clone.set_weights(model.get_weights())
+    assert clone.get_config() == config
+    assert_allclose_structures(clone(inputs, training=False), model(inputs, training=False))
+
+
+def assert_keras_file_round_trip(model, inputs, tmp_path):
+    """A `.keras` file reloads in safe mode and gives identical outputs."""
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert_allclose_structures(loaded(inputs, training=False), model(inputs, training=False), rtol=1e-6, atol=1e-6)
+    return loaded
+
+
+def assert_gradients_reach_every_weight(model, inputs, seed=0):
+    """One SGD step on a random linear loss moves every trainable weight.
+
+    A weight that does not move received a zero gradient: it is not connected to the output.
+    """
+    randomize_weights(model, seed=seed)
+    first_output = keras.tree.flatten(model(inputs, training=False))[0]
+    projection = random_inputs(tuple(first_output.shape), seed=seed + 1)
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+    class ProjectionLoss(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.mean(y_pred * y_true)
+
+    n_outputs = len(model.outputs)
+    targets = [projection] + [np.zeros(t.shape[1:], "float32")[None].repeat(len(first_output), 0) for t in model.outputs[1:]]
+    losses = [ProjectionLoss()] + [None] * (n_outputs - 1)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss=losses if n_outputs > 1 else losses[0])
+    model.train_on_batch(inputs, targets if n_outputs > 1 else targets[0])
+    frozen = [
+        w.path
+        for w, old in zip(model.trainable_weights, before)
+        if np.array_equal(keras.ops.convert_to_numpy(w), old)
+    ]
+    assert not frozen, f"no gradient reached: {frozen}"
+
+
+def check_layer(layer, inputs, tmp_path, expected_shapes=None):
+    """The full layer specification: shapes, config round trip, `.keras` file, gradients."""
+    model = wrap(layer, inputs)
+    outputs = model(inputs)
+    if expected_shapes is not None:
+        assert [tuple(o.shape) for o in keras.tree.flatten(outputs)] == [tuple(s) for s in expected_shapes]
+    for value in as_list(outputs):
+        assert np.all(np.isfinite(value))
+    assert_config_round_trip(model, inputs)
+    assert_keras_file_round_trip(model, inputs, tmp_path)
+    assert_gradients_reach_every_weight(model, inputs)
+    return model
