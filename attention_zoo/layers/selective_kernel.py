@@ -1,0 +1,180 @@
+"""Selective Kernel convolution (Li et al., CVPR 2019): M convolution paths with different
+receptive fields, fused by a softmax attention over the paths, per channel."""
+
+import keras
+from keras import ops
+
+from attention_zoo.layers.base import AttentionLayer, make_divisible, register_layer
+from attention_zoo.utils.counting import conv_macs, dense_macs
+
+
+def _batchnorm(name, dtype):
+    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
+
+
+@register_layer
+class SelectiveKernel(AttentionLayer):
+    """Replaces a k x k convolution: paths (conv-BN-ReLU) with dilations 1, 2, ...; their sum
+    -> GAP -> FC C->d (no bias) -> BN -> ReLU -> FC d->M*C (no bias) -> softmax over the M
+    paths (path-major channel order, as in the official code and timm) -> weighted sum.
+
+    A strided path with dilation d (d a multiple of the stride s) reads only every s-th row
+    and column of its padded input, so it subsamples first and convolves at stride 1 with
+    dilation d / s: the same result as the dilated strided convolution, which Keras 3 does
+    not accept, at 1 / s^2 of the cost of computing it densely and throwing outputs away.
+
+    Args:
+        filters: output channels C.
+        kernel_size: k of every path (3).
+        dilations: one dilation per path ((1, 2): SKNet's 3x3 and "5x5" paths).
+        strides: 1 or 2.
+        groups: groups of each path's convolution (32 in SKNet-50).
+        split_input: each path sees its own slice of the input channels (timm skresnet18/34/50).
+        reduction, rd_divisor, rd_channels: d = make_divisible(C / reduction, rd_divisor),
+            which gives the paper's max(C / 16, 32) with rd_divisor=32.
+
+    Attention: the path weights, shape (batch, M, C), summing to 1 over M.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        dilations=(1, 2),
+        strides=1,
+        groups=1,
+        split_input=False,
+        reduction=16,
+        rd_divisor=8,
+        rd_channels=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.dilations = tuple(int(d) for d in dilations)
+        self.strides = int(strides)
+        self.groups = int(groups)
+        self.split_input = bool(split_input)
+        self.reduction = reduction
+        self.rd_divisor = rd_divisor
+        self.rd_channels = rd_channels
+        self.num_paths = len(self.dilations)
+        self.attention_channels = int(rd_channels or make_divisible(self.filters / reduction, rd_divisor))
+        dtype = self.dtype_policy
+        self.path_convs = []
+        self.path_bns = []
+        for index, dilation in enumerate(self.dilations):
+            conv_strides, conv_dilation, padding = self._path_geometry(dilation)
+            self.path_convs.append(
+                keras.layers.Conv2D(
+                    self.filters,
+                    self.kernel_size,
+                    strides=conv_strides,
+                    dilation_rate=conv_dilation,
+                    padding=padding,
+                    groups=self.groups,
+                    use_bias=False,
+                    name=f"path{index}_conv",
+                    dtype=dtype,
+                )
+            )
+            self.path_bns.append(_batchnorm(f"path{index}_bn", dtype))
+        self.attention_reduce = keras.layers.Dense(self.attention_channels, use_bias=False, name="attention_reduce", dtype=dtype)
+        self.attention_bn = _batchnorm("attention_bn", dtype)
+        self.attention_select = keras.layers.Dense(
+            self.num_paths * self.filters, use_bias=False, name="attention_select", dtype=dtype
+        )
+
+    def _path_geometry(self, dilation):
+        """(conv strides, conv dilation, padding) of one path's Conv2D sublayer."""
+        if self.strides == 1:
+            return 1, dilation, "same"
+        if dilation == 1:
+            return self.strides, 1, "valid"
+        if dilation % self.strides == 0:
+            return 1, dilation // self.strides, "valid"
+        return 1, dilation, "valid"  # computed densely, then subsampled
+
+    def _path_input_channels(self, in_channels):
+        return in_channels // self.num_paths if self.split_input else in_channels
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"SelectiveKernel expects NHWC feature maps of rank 4; got {tuple(input_shape)}")
+        in_channels = input_shape[-1]
+        if self.split_input and in_channels % self.num_paths:
+            raise ValueError(f"split_input needs channels divisible by {self.num_paths} paths; got {in_channels}")
+        path_channels = self._path_input_channels(in_channels)
+        output_map = self.compute_output_shape(input_shape)
+        output_map = output_map[0] if self.return_attention else output_map
+        for conv, bn in zip(self.path_convs, self.path_bns):
+            conv.build((*input_shape[:-1], path_channels))
+            bn.build(output_map)
+        self.attention_reduce.build((None, self.filters))
+        self.attention_bn.build((None, self.attention_channels))
+        self.attention_select.build((None, self.attention_channels))
+
+    def _run_path(self, index, inputs, training):
+        dilation = self.dilations[index]
+        x = inputs
+        if self.strides > 1:
+            pad = dilation * (self.kernel_size - 1) // 2
+            x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+            if dilation > 1 and dilation % self.strides == 0:
+                x = x[:, :: self.strides, :: self.strides, :]
+        x = self.path_convs[index](x)
+        if self.strides > 1 and dilation > 1 and dilation % self.strides:
+            x = x[:, :: self.strides, :: self.strides, :]
+        return ops.relu(self.path_bns[index](x, training=training))
+
+    def attend(self, inputs, training=None):
+        if self.split_input:
+            path_inputs = ops.split(inputs, self.num_paths, axis=-1)
+        else:
+            path_inputs = [inputs] * self.num_paths
+        paths = [self._run_path(i, x, training) for i, x in enumerate(path_inputs)]
+        summed = paths[0]
+        for path in paths[1:]:
+            summed = summed + path
+        descriptor = ops.relu(self.attention_bn(self.attention_reduce(ops.mean(summed, axis=(1, 2))), training=training))
+        logits = ops.reshape(self.attention_select(descriptor), (-1, self.num_paths, self.filters))
+        weights = ops.softmax(logits, axis=1)
+        output = paths[0] * weights[:, 0, None, None, :]
+        for index in range(1, self.num_paths):
+            output = output + paths[index] * weights[:, index, None, None, :]
+        return output, weights
+
+    def count_macs(self, input_shape):
+        output_shape = self.compute_output_shape(input_shape)
+        output_shape = output_shape[0] if self.return_attention else output_shape
+        path_channels = self._path_input_channels(input_shape[-1])
+        kernel = (self.kernel_size, self.kernel_size)
+        macs = self.num_paths * conv_macs(output_shape, kernel, path_channels, self.filters, self.groups)
+        return macs + dense_macs((1, self.filters), self.attention_channels) + dense_macs(
+            (1, self.attention_channels), self.num_paths * self.filters
+        )
+
+    def compute_output_shape(self, input_shape):
+        def reduce(size):
+            return None if size is None else (size - 1) // self.strides + 1
+
+        output_map = (input_shape[0], reduce(input_shape[1]), reduce(input_shape[2]), self.filters)
+        if self.return_attention:
+            return output_map, (input_shape[0], self.num_paths, self.filters)
+        return output_map
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            dilations=list(self.dilations),
+            strides=self.strides,
+            groups=self.groups,
+            split_input=self.split_input,
+            reduction=self.reduction,
+            rd_divisor=self.rd_divisor,
+            rd_channels=self.rd_channels,
+        )
+        return config
