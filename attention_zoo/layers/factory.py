@@ -14,13 +14,13 @@ from attention_zoo.layers.squeeze_excite import SqueezeExcite
 _ATTENTION_BUILDERS = {}
 
 
-def register_attention(name):
-    """Registers `builder(channels, **options) -> layer` under `name`."""
+def register_attention(kind):
+    """Registers `builder(channels, **options) -> layer` under the name `kind`."""
 
     def decorator(builder):
-        if name in _ATTENTION_BUILDERS:
-            raise ValueError(f"attention '{name}' is already registered")
-        _ATTENTION_BUILDERS[name] = builder
+        if kind in _ATTENTION_BUILDERS:
+            raise ValueError(f"attention '{kind}' is already registered")
+        _ATTENTION_BUILDERS[kind] = builder
         return builder
 
     return decorator
@@ -30,15 +30,18 @@ def list_attention():
     return sorted(_ATTENTION_BUILDERS)
 
 
-def create_attention(name, channels, **options):
-    """A new attention layer of kind `name` for `channels` channels, or None for name None."""
-    if name is None:
+def create_attention(kind, channels, **options):
+    """A new attention layer of kind `kind` for `channels` channels, or None for kind None.
+
+    `options` go to the layer, including Keras' `name` and the zoo's `return_attention`.
+    """
+    if kind is None:
         return None
-    if name not in _ATTENTION_BUILDERS:
-        close = difflib.get_close_matches(str(name), list_attention(), n=3)
+    if kind not in _ATTENTION_BUILDERS:
+        close = difflib.get_close_matches(str(kind), list_attention(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown attention '{name}'.{hint} Registered: {', '.join(list_attention())}")
-    return _ATTENTION_BUILDERS[name](channels, **options)
+        raise ValueError(f"Unknown attention '{kind}'.{hint} Registered: {', '.join(list_attention())}")
+    return _ATTENTION_BUILDERS[kind](channels, **options)
 
 
 register_attention("se")(SqueezeExcite)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from keras import ops
 
 from attention_zoo.layers.attention_pooling import HardAttentionPooling, LocalAttentionPooling, SoftAttentionPooling
-from tests.helpers import check_layer, random_inputs
+from tests.helpers import check_layer, random_inputs, wrap
 
 X = random_inputs((2, 6, 6, 16))
 SHAPES = [(2, 16), (2, 6, 6)]
@@ -14,8 +14,9 @@ SHAPES = [(2, 16), (2, 6, 6)]
 property_settings = settings(
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+# Few channel counts: each new weight shape costs JAX a compilation.
 feature_maps = st.tuples(
-    st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 12), st.integers(0, 2**16)
+    st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.sampled_from([1, 4, 8]), st.integers(0, 2**16)
 )
 
 
@@ -231,24 +232,34 @@ def test_mixed_precision_pooling_is_float16_and_finite(cls, training):
     np.testing.assert_allclose(numpy(weights).astype("float32").sum(axis=(1, 2)), 1.0, atol=1e-2)
 
 
+def infer(layer, x):
+    """The layer's outputs at inference, run as one compiled function (a fresh shape costs one
+    compilation, not one per operation as in JAX's eager mode)."""
+    return [np.asarray(t) for t in keras.tree.flatten(wrap(layer, x).predict_on_batch(x))]
+
+
+def assert_inside_a_window(weights, radius):
+    """The positions with non-zero weight fit in a square of side 2 * radius (per example)."""
+    for example in weights:
+        rows, cols = np.nonzero(example)
+        assert rows.max() - rows.min() <= 2 * radius and cols.max() - cols.min() <= 2 * radius
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis")  # 1x1 maps
 @property_settings
 @given(feature_maps)
 def test_property_every_pooling_averages_the_input_with_weights_summing_to_one(shape):
     batch, height, width, channels, seed = shape
     x = random_inputs((batch, height, width, channels), seed=seed)
-    soft_pooled, soft_weights = (numpy(t) for t in SoftAttentionPooling(channels, return_attention=True)(x))
+    soft_pooled, soft_weights = infer(SoftAttentionPooling(channels, return_attention=True), x)
     np.testing.assert_allclose(soft_weights.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     np.testing.assert_allclose(soft_pooled, weighted_sum(x, soft_weights), rtol=1e-5, atol=1e-5)
 
-    hard_pooled, hard_weights = (numpy(t) for t in HardAttentionPooling(channels, return_attention=True)(x))
+    hard_pooled, hard_weights = infer(HardAttentionPooling(channels, return_attention=True), x)
     assert_one_hot(hard_weights)
     np.testing.assert_array_equal(hard_pooled, selected_vectors(x, hard_weights))
 
-    local = LocalAttentionPooling(channels, window=1.0, return_attention=True)
-    local_pooled, local_weights = (numpy(t) for t in local(x))
-    center = numpy(local.predict_center(x))
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    outside = (np.abs(rows - center[:, 0, None, None]) > 1.0) | (np.abs(cols - center[:, 1, None, None]) > 1.0)
-    assert np.all(local_weights[outside] < 1e-12)
+    local_pooled, local_weights = infer(LocalAttentionPooling(channels, window=1.0, return_attention=True), x)
+    assert_inside_a_window(local_weights, 1.0)
     np.testing.assert_allclose(local_weights.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     np.testing.assert_allclose(local_pooled, weighted_sum(x, local_weights), rtol=1e-5, atol=1e-5)

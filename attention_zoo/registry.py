@@ -1,0 +1,170 @@
+"""The model factory: `get`, `list_models`, `model_info` and the `register_model` decorator.
+
+A family module registers each variant as a tiny builder function plus its `ModelInfo`
+(paper, reference parameter count, MACs, reported accuracy); `get` validates what the user
+asked for, then calls the builder.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+import os
+
+_REGISTRY = {}
+_POOLINGS = (None, "avg", "max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: str
+    venue: str
+    year: int
+    url: str
+    bibtex: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the zoo knows about a registered model without building it.
+
+    params: reference parameter count in PyTorch's convention (weights plus BatchNorm
+        gamma/beta), which the built model reproduces exactly; None where no reference exists.
+    gmacs: reference multiply-accumulates at `default_input_size`, in billions, for the
+        layout this model follows (`layout`).
+    reported: published results, e.g. {"imagenet_top1_error": 22.37, "source": "..."}.
+    """
+
+    name: str
+    family: str
+    paper: Paper
+    layout: str
+    params: int = None
+    gmacs: float = None
+    reported: dict = dataclasses.field(default_factory=dict)
+    default_input_size: int = 224
+    min_input_size: int = 32
+    input_channels: int = 3
+    notes: str = ""
+
+    @property
+    def citation(self):
+        return self.paper.bibtex
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model name that is not registered; the message lists the closest names."""
+
+
+def register_model(info_fields=None, **fields):
+    """Registers `builder(**options) -> keras.Model` under its function name.
+
+    Usage: `@register_model(family="resnet", paper=SENET, layout="timm", params=28_088_024)`.
+    """
+    fields = {**(info_fields or {}), **fields}
+
+    def decorator(builder):
+        name = fields.pop("name", builder.__name__)
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is already registered")
+        _REGISTRY[name] = (builder, ModelInfo(name=name, **fields))
+        return builder
+
+    return decorator
+
+
+def list_models(pattern="*"):
+    """Registered model names matching a shell-style wildcard, e.g. `list_models("*se_res*")`."""
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+
+
+def _lookup(name):
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=5, cutoff=0.5)
+    hint = f" Closest registered names: {', '.join(close)}." if close else ""
+    raise UnknownModelError(f"Unknown model '{name}'.{hint} See attention_zoo.list_models().")
+
+
+def model_info(name):
+    """The `ModelInfo` of a registered model."""
+    return _lookup(name)[1]
+
+
+def _check_input_shape(info, input_shape):
+    if input_shape is None:
+        return (None, None, info.input_channels)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{info.name}: input_shape must be (height, width, channels) for one image; got {input_shape}"
+        )
+    height, width, channels = input_shape
+    if channels is None or channels < 1:
+        raise ValueError(f"{info.name}: input_shape needs a positive channel count; got {input_shape}")
+    for size in (height, width):
+        if size is not None and size < info.min_input_size:
+            raise ValueError(
+                f"{info.name} needs inputs of at least {info.min_input_size}x{info.min_input_size} "
+                f"pixels (its total stride); got input_shape {input_shape}"
+            )
+    return input_shape
+
+
+def get(
+    name,
+    *,
+    weights=None,
+    num_classes=1000,
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    features_only=False,
+    **overrides,
+):
+    """Builds a registered model.
+
+    Args:
+        name: a name from `list_models()`, e.g. "cbam_resnet50".
+        weights: None (random initialisation) or the path of a Keras weights file
+            (`.weights.h5`) saved from the same architecture.
+        num_classes: size of the classifier when `include_top`.
+        include_top: keep the classification head.
+        input_shape: (H, W, C); default (None, None, 3), any size of at least the model's
+            minimum (`model_info(name).min_input_size`).
+        pooling: without the top, None for the final feature map, "avg" or "max" for a vector.
+        features_only: return a model whose output is the dict of multi-scale features
+            {"P2": stride 4, ..., "P5": stride 32} (for segmentation and detection heads).
+        **overrides: family options, e.g. `attention="cbam"` or `drop_rate=0.2` for ResNets.
+    """
+    builder, info = _lookup(name)
+    input_shape = _check_input_shape(info, input_shape)
+    if pooling not in _POOLINGS:
+        raise ValueError(f"{name}: pooling must be one of {_POOLINGS}; got {pooling!r}")
+    if include_top and not (isinstance(num_classes, int) and num_classes > 0):
+        raise ValueError(f"{name}: num_classes must be a positive integer; got {num_classes!r}")
+    model = builder(
+        num_classes=num_classes,
+        include_top=include_top and not features_only,
+        input_shape=input_shape,
+        pooling=pooling,
+        name=name,
+        **overrides,
+    )
+    if weights is not None:
+        _load_weights(model, weights, info)
+    if features_only:
+        from attention_zoo.models.common import feature_model
+
+        model = feature_model(model)
+    return model
+
+
+def _load_weights(model, weights, info):
+    weights = os.fspath(weights)
+    if not os.path.exists(weights):
+        raise ValueError(
+            f"{info.name}: weights={weights!r} is not a file. Pass None for random initialisation or "
+            "the path of a .weights.h5 file saved from the same architecture."
+        )
+    model.load_weights(weights)
