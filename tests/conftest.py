@@ -18,6 +18,10 @@ def _fresh_keras_state():
 
 
 def pytest_collection_modifyitems(config, items):
+    # Layers are specified on every backend; families mark their own modules `every_backend`.
+    for item in items:
+        if "tests/layers/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.every_backend)
     if os.environ.get("ATTENTION_ZOO_ONLY_FAST"):
         skip = pytest.mark.skip(reason="ATTENTION_ZOO_ONLY_FAST set")
         for item in items:

@@ -111,3 +111,28 @@ def check_layer(layer, inputs, tmp_path, expected_shapes=None, biases_before_bat
     assert_keras_file_round_trip(model, inputs, tmp_path)
     assert_gradients_reach_every_weight(model, inputs, biases_before_batchnorm=biases_before_batchnorm)
     return model
+
+
+def check_model_contract(model, inputs, tmp_path, expected_output_shape):
+    """What every zoo model guarantees: output shape, finite outputs, config and `.keras`
+    round trips with identical outputs."""
+    outputs = model(inputs, training=False)
+    assert tuple(outputs.shape) == tuple(expected_output_shape)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(outputs)))
+    assert_config_round_trip(model, inputs)
+    assert_keras_file_round_trip(model, inputs, tmp_path)
+
+
+def check_mixed_precision(build, inputs):
+    """Under mixed_float16 the model computes in float16 and still gives finite outputs."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build()
+        outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
+        assert np.all(np.isfinite(outputs.astype("float32")))
+        convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+        assert convs and all(layer.compute_dtype == "float16" for layer in convs)
+        assert all(w.dtype == "float32" for w in model.trainable_weights)
+        return model
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -57,7 +57,8 @@ class _QueryPooling(AttentionLayer):
         self.similarity.build(self._similarity_shapes(input_shape))
 
     def _similarity_shapes(self, input_shape):
-        return [(input_shape[0], self.num_queries, self.channels), (input_shape[0], _positions(input_shape), self.channels)]
+        batch = input_shape[0]
+        return [(batch, self.num_queries, self.channels), (batch, _positions(input_shape), self.channels)]
 
     def scores(self, keys):
         """(batch, num_queries, N) scores of the learned queries against the keys (batch, N, C)."""

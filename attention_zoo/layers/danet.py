@@ -23,7 +23,9 @@ class PositionAttention(AttentionLayer):
 
     Q, K = 1x1 convs to C // reduction channels, V = 1x1 conv to C (all with bias);
     A = softmax_keys(Q K^T) over the N = H * W positions; out = gamma * (A V) + x, with the
-    scalar gamma initialised to 0 (the module starts as the identity).
+    scalar gamma initialised to 0 (the module starts as the identity). K's bias is kept for
+    parity with the official parameters, though the softmax over the keys cancels it (it adds
+    the same q . b to a whole row), so it never gets a gradient.
 
     Args:
         channels: channels C of the input feature map.

@@ -28,7 +28,9 @@ class NonLocalBlock(AttentionLayer):
             (scale=False); scaling keeps the softmax soft for wide embeddings.
         subsample: 2x2 max-pooling (stride 2, "valid") of phi and g, as in the paper; the
             keys are then the (H // 2) * (W // 2) pooled positions.
-        use_bias: biases of the 1x1 convolutions (the official code has them).
+        use_bias: biases of the 1x1 convolutions (the official code has them). Some have no
+            effect and get no gradient: phi's cancels in the softmax over the keys, and g's
+            and W_z's are constant over positions, removed by the BatchNorm in training.
         bn_momentum, bn_epsilon: of the output BatchNormalization (PyTorch's defaults).
 
     Attention: (batch, num_heads, N_query, N_key), rows summing to one. Tensors stay 4-D:

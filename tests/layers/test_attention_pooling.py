@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from keras import ops
 
 from attention_zoo.layers.attention_pooling import HardAttentionPooling, LocalAttentionPooling, SoftAttentionPooling
+from attention_zoo.utils import count_macs
 from tests.helpers import check_layer, random_inputs, wrap
 
 X = random_inputs((2, 6, 6, 16))
@@ -212,6 +213,16 @@ def test_local_pooling_with_a_window_larger_than_the_map_is_soft_pooling():
     soft.query.assign(local.query)
     for a, b in zip(local(X), soft(X)):
         np.testing.assert_allclose(numpy(a), numpy(b), rtol=1e-3, atol=1e-6)
+
+
+def test_local_pooling_works_on_feature_maps_of_any_size_in_one_model():
+    inputs = keras.Input((None, None, 16))
+    model = keras.Model(inputs, LocalAttentionPooling(16, return_attention=True)(inputs))
+    for shape in [(2, 5, 7, 16), (1, 3, 3, 16)]:
+        pooled, weights = model.predict_on_batch(random_inputs(shape))
+        assert pooled.shape == (shape[0], 16) and weights.shape == shape[:3]
+        np.testing.assert_allclose(weights.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    assert count_macs(model, input_shape=(8, 8, 16)) == 16 * 16 + 16 * 2 + 2 * 64 * 16
 
 
 def test_local_window_must_hold_a_position():

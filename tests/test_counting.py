@@ -1,0 +1,32 @@
+"""Parameter and MAC counts follow the papers' conventions."""
+
+import keras
+import pytest
+
+import attention_zoo
+
+
+def test_parameters_exclude_batchnorm_moving_statistics_like_pytorch():
+    model = attention_zoo.get("resnet50")
+    statistics = sum(
+        2 * layer.gamma.shape[0] for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    assert statistics == 53_120
+    assert attention_zoo.count_params(model) == model.count_params() - statistics == 25_557_032
+
+
+def test_macs_count_convolutions_and_dense_layers_at_their_output_size():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same")(inputs)  # 16*16 * 9*3 * 8
+    x = keras.layers.Conv2D(8, 3, padding="same", groups=4)(x)  # 16*16 * 9*2 * 8
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)  # 8 * 10
+    model = keras.Model(inputs, outputs)
+    assert attention_zoo.count_macs(model) == 16 * 16 * 27 * 8 + 16 * 16 * 18 * 8 + 80
+
+
+def test_macs_need_static_shapes_or_an_input_shape():
+    model = attention_zoo.get("resnet18")
+    with pytest.raises(ValueError, match="Pass input_shape"):
+        attention_zoo.count_macs(model)
+    assert attention_zoo.count_macs(model, input_shape=(224, 224, 3)) / 1e9 == pytest.approx(1.82, rel=0.01)
