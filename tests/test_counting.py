@@ -9,7 +9,9 @@ import attention_zoo
 def test_parameters_exclude_batchnorm_moving_statistics_like_pytorch():
     model = attention_zoo.get("resnet50")
     statistics = sum(
-        2 * layer.gamma.shape[0] for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        2 * layer.gamma.shape[0]
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
     )
     assert statistics == 53_120
     assert attention_zoo.count_params(model) == model.count_params() - statistics == 25_557_032

@@ -8,7 +8,9 @@ import difflib
 
 from attention_zoo.layers.bam import BottleneckAttention
 from attention_zoo.layers.cbam import CBAM, ChannelAttention, SpatialAttention
+from attention_zoo.layers.danet import ChannelSelfAttention, PositionAttention
 from attention_zoo.layers.eca import EfficientChannelAttention
+from attention_zoo.layers.non_local import NonLocalBlock
 from attention_zoo.layers.squeeze_excite import SqueezeExcite
 
 _ATTENTION_BUILDERS = {}
@@ -49,6 +51,9 @@ register_attention("eca")(EfficientChannelAttention)
 register_attention("cbam")(CBAM)
 register_attention("bam")(BottleneckAttention)
 register_attention("channel")(ChannelAttention)
+register_attention("non_local")(NonLocalBlock)
+register_attention("danet_position")(PositionAttention)
+register_attention("danet_channel")(ChannelSelfAttention)
 
 
 @register_attention("spatial")

@@ -5,11 +5,12 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, make_divisible, register_layer
+from attention_zoo.layers.conv_bn import BN_EPSILON, BN_MOMENTUM, ConvBN
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 
 def _batchnorm(name, dtype):
-    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype)
 
 
 @register_layer
@@ -62,24 +63,22 @@ class SelectiveKernel(AttentionLayer):
         self.num_paths = len(self.dilations)
         self.attention_channels = int(rd_channels or make_divisible(self.filters / reduction, rd_divisor))
         dtype = self.dtype_policy
-        self.path_convs = []
-        self.path_bns = []
+        self.paths = []
         for index, dilation in enumerate(self.dilations):
             conv_strides, conv_dilation, padding = self._path_geometry(dilation)
-            self.path_convs.append(
-                keras.layers.Conv2D(
+            self.paths.append(
+                ConvBN(
                     self.filters,
                     self.kernel_size,
                     strides=conv_strides,
                     dilation_rate=conv_dilation,
                     padding=padding,
                     groups=self.groups,
-                    use_bias=False,
-                    name=f"path{index}_conv",
+                    activation="relu",
+                    name=f"path{index}",
                     dtype=dtype,
                 )
             )
-            self.path_bns.append(_batchnorm(f"path{index}_bn", dtype))
         self.attention_reduce = keras.layers.Dense(self.attention_channels, use_bias=False, name="attention_reduce", dtype=dtype)
         self.attention_bn = _batchnorm("attention_bn", dtype)
         self.attention_select = keras.layers.Dense(
@@ -106,11 +105,8 @@ class SelectiveKernel(AttentionLayer):
         if self.split_input and in_channels % self.num_paths:
             raise ValueError(f"split_input needs channels divisible by {self.num_paths} paths; got {in_channels}")
         path_channels = self._path_input_channels(in_channels)
-        output_map = self.compute_output_shape(input_shape)
-        output_map = output_map[0] if self.return_attention else output_map
-        for conv, bn in zip(self.path_convs, self.path_bns):
-            conv.build((*input_shape[:-1], path_channels))
-            bn.build(output_map)
+        for path in self.paths:
+            path.build((*input_shape[:-1], path_channels))
         self.attention_reduce.build((None, self.filters))
         self.attention_bn.build((None, self.attention_channels))
         self.attention_select.build((None, self.attention_channels))
@@ -123,10 +119,10 @@ class SelectiveKernel(AttentionLayer):
             x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
             if dilation > 1 and dilation % self.strides == 0:
                 x = x[:, :: self.strides, :: self.strides, :]
-        x = self.path_convs[index](x)
         if self.strides > 1 and dilation > 1 and dilation % self.strides:
-            x = x[:, :: self.strides, :: self.strides, :]
-        return ops.relu(self.path_bns[index](x, training=training))
+            # BN and ReLU act per position, so subsampling after them equals subsampling before.
+            return self.paths[index](x, training=training)[:, :: self.strides, :: self.strides, :]
+        return self.paths[index](x, training=training)
 
     def attend(self, inputs, training=None):
         if self.split_input:
@@ -134,10 +130,11 @@ class SelectiveKernel(AttentionLayer):
         else:
             path_inputs = [inputs] * self.num_paths
         paths = [self._run_path(i, x, training) for i, x in enumerate(path_inputs)]
-        summed = paths[0]
+        # GAP(sum of paths) = sum of GAP(path): no full-size sum is materialised.
+        pooled = ops.mean(paths[0], axis=(1, 2))
         for path in paths[1:]:
-            summed = summed + path
-        descriptor = ops.relu(self.attention_bn(self.attention_reduce(ops.mean(summed, axis=(1, 2))), training=training))
+            pooled = pooled + ops.mean(path, axis=(1, 2))
+        descriptor = ops.relu(self.attention_bn(self.attention_reduce(pooled), training=training))
         logits = ops.reshape(self.attention_select(descriptor), (-1, self.num_paths, self.filters))
         weights = ops.softmax(logits, axis=1)
         output = paths[0] * weights[:, 0, None, None, :]

@@ -84,7 +84,7 @@ def test_sk_fuses_paths_with_softmax_weights_over_paths(tmp_path):
 def test_sk_split_input_gives_each_path_half_the_channels(tmp_path):
     x = random_inputs((2, 6, 6, 16))
     model = check_layer(SelectiveKernel(16, split_input=True, return_attention=True), x, tmp_path, [(2, 6, 6, 16), (2, 2, 16)])
-    assert [tuple(c.kernel.shape) for c in model.layers[-1].path_convs] == [(3, 3, 8, 16), (3, 3, 8, 16)]
+    assert [tuple(path.conv.kernel.shape) for path in model.layers[-1].paths] == [(3, 3, 8, 16), (3, 3, 8, 16)]
 
 
 def test_sk_attention_width_is_the_papers_max_of_c_over_16_and_32():
@@ -92,7 +92,9 @@ def test_sk_attention_width_is_the_papers_max_of_c_over_16_and_32():
 
 
 def test_the_factory_names_every_gate_and_suggests_close_names():
-    assert {"se", "eca", "cbam", "bam", "channel", "spatial"} <= set(list_attention())
+    assert {"se", "eca", "cbam", "bam", "channel", "spatial", "non_local", "danet_position", "danet_channel"} <= set(
+        list_attention()
+    )
     assert isinstance(create_attention("bam", 64), BottleneckAttention)
     assert create_attention(None, 64) is None
     with pytest.raises(ValueError, match="Did you mean cbam"):

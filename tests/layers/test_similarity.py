@@ -139,6 +139,7 @@ def test_dot_products_need_queries_and_keys_of_the_same_width():
         ScaledDotSimilarity()([QUERIES, random_inputs((2, 5, 6))])
 
 
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")  # dot
 @pytest.mark.parametrize(
     "make",
     [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import attention_zoo
+from attention_zoo.layers.conv_bn import ConvBN
 from attention_zoo.models.resnet import ResNetSpec
 from tests.helpers import check_mixed_precision, check_model_contract, random_inputs
 
@@ -37,7 +38,7 @@ def test_macs_at_224_are_within_two_percent_of_the_reference_for_the_layout(name
 
 
 def conv_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    return [layer for layer in model.layers if isinstance(layer, ConvBN)]
 
 
 def test_stride_two_convolutions_pad_explicitly_like_pytorch():
@@ -50,16 +51,16 @@ def test_stride_two_convolutions_pad_explicitly_like_pytorch():
 
 
 def test_batchnorm_uses_pytorch_epsilon_and_momentum():
-    model = attention_zoo.get("resnet18")
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(layer.epsilon == 1e-5 and layer.momentum == 0.9 for layer in norms)
+    model = attention_zoo.get("sk_resnet18")
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 20 and all(layer.epsilon == 1e-5 and layer.momentum == 0.9 for layer in norms)
 
 
 @pytest.mark.parametrize("name, strided_conv", [("se_resnet50", "layer2_0_conv2"), ("legacy_se_resnet50", "layer2_0_conv1")])
 def test_timm_layout_strides_the_3x3_and_the_official_senet_strides_the_first_1x1(name, strided_conv):
     model = attention_zoo.get(name)
     strided = {layer.name for layer in conv_layers(model) if layer.strides == (2, 2) and layer.name.startswith("layer2_0")}
-    assert strided == {strided_conv, "layer2_0_downsample_conv"}
+    assert strided == {strided_conv, "layer2_0_downsample"}
 
 
 @pytest.mark.parametrize("size, pooled", [(64, 16), (65, 16), (67, 17), (68, 17)])
@@ -99,7 +100,7 @@ def test_any_block_can_take_any_attention_by_name():
 
 def test_blocks_start_as_identity_with_zero_initialised_last_batchnorm():
     model = attention_zoo.get("resnet18")
-    assert np.all(keras.ops.convert_to_numpy(model.get_layer("layer1_0_bn2").gamma) == 0)
+    assert np.all(keras.ops.convert_to_numpy(model.get_layer("layer1_0_conv2").bn.gamma) == 0)
     assert not ResNetSpec(zero_init_last=False).zero_init_last
 
 

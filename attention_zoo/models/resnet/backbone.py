@@ -77,11 +77,11 @@ class ResNetSpec:
 
 def _stem(x, spec):
     if spec.stem == "deep":
-        x = conv_bn(x, spec.stem_width, 3, "stem_conv1", "stem_bn1", strides=2)
-        x = conv_bn(x, spec.stem_width, 3, "stem_conv2", "stem_bn2")
-        x = conv_bn(x, spec.stem_width * 2, 3, "stem_conv3", "stem_bn3")
+        x = conv_bn(x, spec.stem_width, 3, "stem_conv1", strides=2)
+        x = conv_bn(x, spec.stem_width, 3, "stem_conv2")
+        x = conv_bn(x, spec.stem_width * 2, 3, "stem_conv3")
     else:
-        x = conv_bn(x, spec.stem_width, 7, "stem_conv1", "stem_bn1", strides=2)
+        x = conv_bn(x, spec.stem_width, 7, "stem_conv1", strides=2)
     # The pool follows a ReLU, so zero padding never wins the max: it equals PyTorch's
     # -inf padding (timm) and ceil mode (Caffe: one extra row/column at the bottom/right).
     padding = 1 if spec.stem_pool == "padded" else ((0, 1), (0, 1))

@@ -2,45 +2,34 @@
 
 Every stride-2 convolution pads explicitly and runs "valid": Keras' "same" pads a stride-2
 convolution on the bottom/right only, PyTorch on every side. Stride-1 "same" is symmetric.
-Layer names follow timm's module paths (`layer1_0_conv1` for `layer1.0.conv1`).
+Layer names follow timm's module paths: `layer1_0_conv1` holds timm's `layer1.0.conv1` as its
+`conv` and `layer1.0.bn1` as its `bn` (see `ConvBN`, which folds the BN at inference).
 """
 
 import keras
 
 from attention_zoo.layers import SelectiveKernel, create_attention
-
-BN_EPSILON = 1e-5  # PyTorch's; Keras' 1e-3 shifts logits by a few percent with ported weights
-BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1
+from attention_zoo.layers.conv_bn import ConvBN
 
 
-def batchnorm(x, name, zero_gamma=False):
-    return keras.layers.BatchNormalization(
-        epsilon=BN_EPSILON,
-        momentum=BN_MOMENTUM,
-        gamma_initializer="zeros" if zero_gamma else "ones",
-        name=name,
-    )(x)
-
-
-def conv(x, filters, kernel_size, name, strides=1, groups=1, padding=None):
-    """Conv2D without bias, padded like PyTorch's `padding=(kernel_size - 1) // 2`."""
-    padding = (kernel_size - 1) // 2 if padding is None else padding
+def conv_bn(x, filters, kernel_size, name, strides=1, groups=1, activation=True, zero_gamma=False):
+    """Conv (no bias) + BN (+ ReLU), padded like PyTorch's `padding=(kernel_size - 1) // 2`."""
+    padding = (kernel_size - 1) // 2
     if padding and strides > 1:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
         mode = "valid"
     else:
         mode = "same" if padding else "valid"
-    return keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding=mode, groups=groups, use_bias=False, name=name
+    return ConvBN(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=mode,
+        groups=groups,
+        activation="relu" if activation else None,
+        zero_gamma=zero_gamma,
+        name=name,
     )(x)
-
-
-def conv_bn(x, filters, kernel_size, conv_name, bn_name, strides=1, groups=1, activation=True, zero_gamma=False):
-    x = conv(x, filters, kernel_size, conv_name, strides=strides, groups=groups)
-    x = batchnorm(x, bn_name, zero_gamma=zero_gamma)
-    if activation:
-        x = keras.layers.ReLU(name=f"{bn_name}_relu")(x)
-    return x
 
 
 def attend(x, attention, options, name):
@@ -55,15 +44,7 @@ def attend(x, attention, options, name):
 def shortcut(x, filters, strides, kernel_size, prefix):
     if strides == 1 and x.shape[-1] == filters:
         return x
-    return conv_bn(
-        x,
-        filters,
-        kernel_size,
-        f"{prefix}_downsample_conv",
-        f"{prefix}_downsample_bn",
-        strides=strides,
-        activation=False,
-    )
+    return conv_bn(x, filters, kernel_size, f"{prefix}_downsample", strides=strides, activation=False)
 
 
 def selective_kernel(x, filters, strides, groups, options, name):
@@ -79,8 +60,8 @@ def basic_block(x, planes, strides, spec, prefix):
     if spec.selective_kernel is not None:
         y = selective_kernel(x, first_planes, strides, 1, spec.selective_kernel, f"{prefix}_conv1")
     else:
-        y = conv_bn(x, first_planes, 3, f"{prefix}_conv1", f"{prefix}_bn1", strides=strides)
-    y = conv_bn(y, planes, 3, f"{prefix}_conv2", f"{prefix}_bn2", activation=False, zero_gamma=spec.zero_init_last)
+        y = conv_bn(x, first_planes, 3, f"{prefix}_conv1", strides=strides)
+    y = conv_bn(y, planes, 3, f"{prefix}_conv2", activation=False, zero_gamma=spec.zero_init_last)
     y = attend(y, spec.attention, spec.attention_options, f"{prefix}_{spec.attention}")
     y = keras.layers.Add(name=f"{prefix}_add")([y, residual])
     return keras.layers.ReLU(name=f"{prefix}_out")(y)
@@ -97,12 +78,12 @@ def bottleneck_block(x, planes, strides, spec, prefix):
     width = int(planes * spec.base_width / 64) * spec.cardinality
     first_planes = width // spec.block_reduce_first
     stride_1x1, stride_3x3 = (strides, 1) if spec.stride_in_1x1 else (1, strides)
-    y = conv_bn(x, first_planes, 1, f"{prefix}_conv1", f"{prefix}_bn1", strides=stride_1x1)
+    y = conv_bn(x, first_planes, 1, f"{prefix}_conv1", strides=stride_1x1)
     if spec.selective_kernel is not None:
         y = selective_kernel(y, width, stride_3x3, spec.cardinality, spec.selective_kernel, f"{prefix}_conv2")
     else:
-        y = conv_bn(y, width, 3, f"{prefix}_conv2", f"{prefix}_bn2", strides=stride_3x3, groups=spec.cardinality)
-    y = conv_bn(y, out_channels, 1, f"{prefix}_conv3", f"{prefix}_bn3", activation=False, zero_gamma=spec.zero_init_last)
+        y = conv_bn(y, width, 3, f"{prefix}_conv2", strides=stride_3x3, groups=spec.cardinality)
+    y = conv_bn(y, out_channels, 1, f"{prefix}_conv3", activation=False, zero_gamma=spec.zero_init_last)
     y = attend(y, spec.attention, spec.attention_options, f"{prefix}_{spec.attention}")
     y = keras.layers.Add(name=f"{prefix}_add")([y, residual])
     return keras.layers.ReLU(name=f"{prefix}_out")(y)

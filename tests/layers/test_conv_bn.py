@@ -1,0 +1,76 @@
+"""ConvBN: conv -> BatchNorm (-> ReLU), folded into one biased convolution at inference."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from attention_zoo.layers.conv_bn import ConvBN
+from tests.helpers import check_layer, random_inputs, randomize_weights
+
+
+def separate_layers(layer, x):
+    """The same computation with Keras' own Conv2D and BatchNormalization layers."""
+    conv = keras.layers.Conv2D(
+        layer.filters, layer.kernel_size, layer.strides, layer.padding, groups=layer.groups, use_bias=False
+    )
+    bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)
+    conv.build(x.shape)
+    bn.build(conv.compute_output_shape(x.shape))
+    conv.set_weights(layer.conv.get_weights())
+    bn.set_weights(layer.bn.get_weights())
+    return conv, bn
+
+
+@pytest.mark.parametrize("strides, groups, padding", [(1, 1, "same"), (2, 4, "valid")])
+def test_inference_folds_batchnorm_into_the_convolution_exactly(strides, groups, padding):
+    x = random_inputs((2, 9, 9, 8))
+    layer = ConvBN(16, 3, strides=strides, groups=groups, padding=padding, activation="relu")
+    layer(x)
+    randomize_weights(layer, seed=1)
+    conv, bn = separate_layers(layer, x)
+    expected = ops.relu(bn(conv(x), training=False))
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(x)), ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_training_uses_batch_statistics_and_updates_the_moving_ones():
+    x = random_inputs((4, 6, 6, 8))
+    layer = ConvBN(8, 1)
+    layer(x)
+    randomize_weights(layer, seed=2)
+    conv, bn = separate_layers(layer, x)
+    outputs = layer(x, training=True)
+    expected = bn(conv(x), training=True)
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs), ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer.bn.moving_mean), ops.convert_to_numpy(bn.moving_mean), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_a_frozen_layer_runs_in_inference_mode_like_keras_batchnorm():
+    x = random_inputs((4, 6, 6, 8))
+    layer = ConvBN(8, 3, padding="same")
+    layer(x)
+    randomize_weights(layer, seed=3)
+    layer.trainable = False
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x, training=True)), ops.convert_to_numpy(layer(x, training=False)), rtol=1e-6
+    )
+
+
+def test_passes_the_full_layer_checks(tmp_path):
+    check_layer(ConvBN(8, 3, strides=2, activation="relu"), random_inputs((2, 9, 9, 4)), tmp_path, [(2, 4, 4, 8)])
+
+
+def test_weights_keep_their_conv_and_bn_names():
+    layer = ConvBN(8, 1, name="layer1_0_conv1")
+    layer.build((None, 4, 4, 4))
+    assert sorted(w.path for w in layer.weights) == [
+        "layer1_0_conv1/bn/beta",
+        "layer1_0_conv1/bn/gamma",
+        "layer1_0_conv1/bn/moving_mean",
+        "layer1_0_conv1/bn/moving_variance",
+        "layer1_0_conv1/conv/kernel",
+    ]
+    with pytest.raises(ValueError, match="activation None or 'relu'"):
+        ConvBN(8, 1, activation="gelu")
