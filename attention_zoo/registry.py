@@ -106,7 +106,7 @@ def _check_input_shape(info, input_shape):
         if size is not None and size < info.min_input_size:
             raise ValueError(
                 f"{info.name} needs inputs of at least {info.min_input_size}x{info.min_input_size} "
-                f"pixels (its total stride); got input_shape {input_shape}"
+                f"pixels (model_info('{info.name}').min_input_size); got input_shape {input_shape}"
             )
     return input_shape
 
