@@ -73,6 +73,8 @@ def count_macs(model, input_shape=None):
     With `input_shape` (H, W, C), the model is rebuilt at that size first, so a model made
     with flexible spatial dimensions can be costed at, e.g., 224x224.
     """
+    if hasattr(model, "count_macs"):  # subclassed models (DCN) have no graph to walk
+        return int(model.count_macs(input_shape))
     if input_shape is not None:
         inputs = keras.Input(tuple(input_shape))
         model = keras.models.clone_model(model, input_tensors=inputs)
