@@ -12,6 +12,7 @@ from attention_zoo.layers.conv_bn import ConvBN
 from attention_zoo.layers.danet import ChannelSelfAttention, PositionAttention
 from attention_zoo.layers.eca import EfficientChannelAttention
 from attention_zoo.layers.factory import create_attention, list_attention, register_attention
+from attention_zoo.layers.glimpse import GlimpseSensor
 from attention_zoo.layers.non_local import NonLocalBlock
 from attention_zoo.layers.selective_kernel import SelectiveKernel
 from attention_zoo.layers.similarity import (
@@ -37,6 +38,7 @@ __all__ = [
     "CosineSimilarity",
     "DotSimilarity",
     "EfficientChannelAttention",
+    "GlimpseSensor",
     "HardAttentionPooling",
     "LocalAttentionPooling",
     "MLPSimilarity",
