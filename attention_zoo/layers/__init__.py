@@ -24,6 +24,7 @@ from attention_zoo.layers.similarity import (
     ScaledDotSimilarity,
     get_similarity,
 )
+from attention_zoo.layers.spatial_transformer import SpatialTransformer
 from attention_zoo.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "SelectiveKernel",
     "SoftAttentionPooling",
     "SpatialAttention",
+    "SpatialTransformer",
     "SqueezeExcite",
     "create_attention",
     "get_similarity",
