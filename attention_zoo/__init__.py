@@ -4,7 +4,7 @@
     model = attention_zoo.get("cbam_resnet50", num_classes=5)
 """
 
-from attention_zoo import layers, models, papers
+from attention_zoo import layers, models, papers, pretrained
 from attention_zoo.models import attention_outputs, feature_model, pyramid_outputs
 from attention_zoo.registry import ModelInfo, Paper, UnknownModelError, get, list_models, model_info, register_model
 from attention_zoo.utils import count_macs, count_params
@@ -24,6 +24,7 @@ __all__ = [
     "list_models",
     "model_info",
     "models",
+    "pretrained",
     "pyramid_outputs",
     "register_model",
 ]

@@ -8,7 +8,6 @@ asked for, then calls the builder.
 import dataclasses
 import difflib
 import fnmatch
-import os
 
 _REGISTRY = {}
 _POOLINGS = (None, "avg", "max")
@@ -126,8 +125,15 @@ def get(
 
     Args:
         name: a name from `list_models()`, e.g. "cbam_resnet50".
-        weights: None (random initialisation) or the path of a Keras weights file
-            (`.weights.h5`) saved from the same architecture.
+        weights: None (random initialisation); "imagenet" (the model's default published
+            checkpoint) or another tag of `attention_zoo.pretrained.available_weights(name)`,
+            downloaded once with its checksum verified, converted and cached; the path of a
+            checkpoint (timm / torchvision / official CBAM-BAM `.safetensors` or PyTorch
+            file, or a zoo `.weights.h5`); or `attention_zoo.pretrained.Weights(...)` for
+            options such as `allow_unverified=True`. With a different `num_classes` than the
+            checkpoint's the backbone loads and the new head keeps its initialisation; any
+            other mismatch raises and leaves nothing half-loaded. The loaded model carries
+            `model.pretrained_weights` (source, checksum, `preprocessing` for its inputs).
         num_classes: size of the classifier when `include_top`.
         include_top: keep the classification head.
         input_shape: (H, W, C); default (None, None, 3), any size of at least the model's
@@ -161,10 +167,7 @@ def get(
 
 
 def _load_weights(model, weights, info):
-    weights = os.fspath(weights)
-    if not os.path.exists(weights):
-        raise ValueError(
-            f"{info.name}: weights={weights!r} is not a file. Pass None for random initialisation or "
-            "the path of a .weights.h5 file saved from the same architecture."
-        )
-    model.load_weights(weights)
+    """Loads `weights` (tag, "imagenet", path or `pretrained.Weights`) into the built `model`."""
+    from attention_zoo.pretrained import load_weights
+
+    load_weights(model, weights, model_name=info.name)

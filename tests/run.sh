@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole suite: everything on TensorFlow (the full model matrix, two workers), then
-# the tests marked every_backend on JAX and on PyTorch, each backend in its own process.
+# Runs the whole suite: everything on TensorFlow (the full model matrix, two workers; the
+# parity tests against timm and the official code in a pass of their own), then the tests
+# marked every_backend on JAX and on PyTorch, each backend in its own process.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -13,7 +14,9 @@ run() {
   summary+=("$backend: exit $code")
   [ $code -eq 0 ] || status=1
 }
-run tensorflow tests -n 2 -q -p no:cacheprovider
+run tensorflow tests -m "not parity" -n 2 -q -p no:cacheprovider
+# Parity with timm and the official CBAM/BAM code: its own pass, as it imports torch next to TF.
+run tensorflow tests -m parity -q -p no:cacheprovider
 run jax tests -m every_backend -q -p no:cacheprovider
 run torch tests -m every_backend -q -p no:cacheprovider
 printf '%s\n' "${summary[@]}"
