@@ -4,7 +4,7 @@
     model = attention_zoo.get("cbam_resnet50", num_classes=5)
 """
 
-from attention_zoo import layers, models, papers, pretrained
+from attention_zoo import layers, models, papers, pretrained, visualization
 from attention_zoo.models import attention_outputs, feature_model, pyramid_outputs
 from attention_zoo.registry import ModelInfo, Paper, UnknownModelError, get, list_models, model_info, register_model
 from attention_zoo.utils import count_macs, count_params
@@ -27,4 +27,5 @@ __all__ = [
     "pretrained",
     "pyramid_outputs",
     "register_model",
+    "visualization",
 ]

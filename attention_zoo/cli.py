@@ -2,10 +2,13 @@
 
     attention-zoo list [PATTERN]          registered models (shell wildcards)
     attention-zoo info MODEL [--build]    paper, reference figures; --build measures them
+    attention-zoo show MODEL --image PATH -o OUT.png
+                                          the model's attention maps drawn on an image
 """
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -71,6 +74,100 @@ def _info(args):
     return 0
 
 
+def _option(text):
+    """KEY=VALUE with a JSON value (numbers, true/false, lists), else the plain string."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _static_size(model):
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        shape = (None, *(getattr(model, "image_shape", None) or (None, None, None)))
+    if isinstance(shape, tuple) and len(shape) == 4 and shape[1] is not None and shape[2] is not None:
+        return (int(shape[1]), int(shape[2])), shape[3]
+    return None, (shape[3] if isinstance(shape, tuple) and len(shape) == 4 else None)
+
+
+def _show_model(zoo, args):
+    """(model, (height, width), channels) for a registered name or a .keras file."""
+    if args.model.endswith(".keras"):
+        if args.weights or args.option:
+            raise ValueError("--weights and --option apply to registered models, not to a .keras file")
+        if not os.path.isfile(args.model):
+            raise ValueError(f"model file {args.model!r} does not exist")
+        import keras
+
+        try:
+            model = keras.saving.load_model(args.model)
+        except Exception as error:  # Keras raises many types for a bad archive
+            raise ValueError(f"cannot load model file {args.model!r}: {error}") from None
+        size, channels = _static_size(model)
+        if size is None:
+            side = args.input_size or 224
+            size = (side, side)
+        elif args.input_size and (args.input_size, args.input_size) != size:
+            raise ValueError(
+                f"{args.model} was saved for {size[0]}x{size[1]} images; got --input-size {args.input_size}"
+            )
+        return model, size, channels or 3
+    info = zoo.model_info(args.model)
+    reserved = sorted({key for key, _ in args.option or ()} & {"weights", "num_classes", "input_shape"})
+    if reserved:
+        raise ValueError(f"--option {reserved[0]}=... : use --weights, --num-classes or --input-size instead")
+    side = args.input_size or info.default_input_size
+    model = zoo.get(
+        args.model,
+        weights=args.weights,
+        num_classes=args.num_classes,
+        input_shape=(side, side, info.input_channels),
+        **dict(args.option or ()),
+    )
+    size, channels = _static_size(model)
+    return model, size or (side, side), channels or info.input_channels
+
+
+def _show_pixels(visualization, model, image, size, channels, scale):
+    """The image as the model's input: with the evaluation preprocessing of its pretrained
+    weights (centre crop, resize, normalisation) under scale "auto", else resized whole."""
+    recipe = getattr(getattr(model, "pretrained_weights", None), "preprocessing", None)
+    if scale == "auto" and recipe is not None and channels == 3:
+        import numpy as np
+        from keras import ops
+
+        rgb = np.asarray(image.convert("RGB"), dtype="float32")
+        return np.asarray(ops.convert_to_numpy(recipe(rgb, input_size=size)))[0]
+    return visualization.prepare_image(image, size, channels, "unit" if scale == "auto" else scale)
+
+
+def _show(args):
+    zoo = _import_zoo()
+    from attention_zoo import visualization
+
+    missing = [module for module in ("matplotlib", "PIL") if importlib.util.find_spec(module) is None]
+    if missing:  # checked before any work
+        raise ValueError(f"'show' needs matplotlib and pillow (missing: {', '.join(missing)}): "
+                         "pip install 'attention_zoo[viz]'")
+    # The image first: a bad file is reported before minutes of model building.
+    image = visualization.read_image(args.image)
+    model, size, channels = _show_model(zoo, args)
+    if not visualization.has_attention(model):
+        raise ValueError(f"{model.name} has no attention layers that hand back their maps")
+    pixels = _show_pixels(visualization, model, image, size, channels, args.scale)
+    query = None if args.query is None else tuple(args.query)
+    visualization.plot_attention(
+        model, pixels, path=args.output, kind=args.kind, layers=args.layer, query=query, dpi=args.dpi
+    )
+    print(f"wrote {args.output}: attention of {model.name} on {args.image} at {size[0]}x{size[1]}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="attention-zoo", description="Vision attention architectures for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +183,49 @@ def build_parser():
     info.add_argument("--input-size", type=int, help="image size for the MAC count (default: the model's)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(run=_info)
+
+    show = commands.add_parser(
+        "show",
+        help="draw a model's attention maps on an image (PNG)",
+        description="Runs MODEL on the image and writes a figure of its attention: maps laid over the "
+        "image per stage, channel gates, selective-kernel path weights, spatial-transformer grids, "
+        "glimpse paths or selected patches, whichever the model has.",
+    )
+    show.add_argument("model", help="a registered model name, or the path of a .keras file")
+    show.add_argument("--image", required=True, help="PNG or JPEG file; resized to the model's input size")
+    show.add_argument("-o", "--output", required=True, help="the PNG to write")
+    show.add_argument(
+        "--weights",
+        help="pretrained weights for the registered model: a tag ('imagenet'), a checkpoint or a .weights.h5",
+    )
+    show.add_argument("--num-classes", type=int, default=1000, help="classifier size the weights were saved with")
+    show.add_argument("--input-size", type=int, help="square input size (default: the model's)")
+    show.add_argument(
+        "--option", action="append", type=_option, metavar="KEY=VALUE", help="model option, e.g. attention=non_local"
+    )
+    show.add_argument("--layer", action="append", metavar="NAME", help="draw only this layer (repeatable)")
+    show.add_argument(
+        "--query",
+        type=float,
+        nargs=2,
+        metavar=("ROW", "COL"),
+        help="input pixel whose self-attention map is drawn (default: the centre)",
+    )
+    show.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "overlay", "channels", "paths", "affinity", "transformer", "glimpses", "patches"),
+        help="which figure: auto picks sections for the attention the model has",
+    )
+    show.add_argument(
+        "--scale",
+        default="auto",
+        choices=("auto", "unit", "imagenet", "raw"),
+        help="pixel scaling: auto (the pretrained weights' own preprocessing, else /255), /255, "
+        "ImageNet mean/std, or 0..255",
+    )
+    show.add_argument("--dpi", type=int, default=100, help="resolution of the PNG")
+    show.set_defaults(run=_show)
     return parser
 
 
