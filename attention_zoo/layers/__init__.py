@@ -4,6 +4,7 @@ Gates that keep their input's shape are also reachable by name through `create_a
 so any block can take any of them.
 """
 
+from attention_zoo.layers.attention_gate import AttentionGate
 from attention_zoo.layers.attention_pooling import HardAttentionPooling, LocalAttentionPooling, SoftAttentionPooling
 from attention_zoo.layers.bam import BottleneckAttention
 from attention_zoo.layers.base import AttentionLayer
@@ -29,6 +30,7 @@ from attention_zoo.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
     "AdditiveSimilarity",
+    "AttentionGate",
     "AttentionLayer",
     "BilinearSimilarity",
     "BottleneckAttention",
