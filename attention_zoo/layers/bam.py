@@ -5,13 +5,12 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 _COMBINES = ("product", "sum")
 
 
-def _batchnorm(name, dtype):
-    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
 
 
 @register_layer
@@ -46,15 +45,15 @@ class BottleneckAttention(AttentionLayer):
         dtype = self.dtype_policy
         hidden = self.hidden_channels
         self.channel_reduce = keras.layers.Dense(hidden, name="channel_reduce", dtype=dtype)
-        self.channel_bn = _batchnorm("channel_bn", dtype)
+        self.channel_bn = pytorch_batchnorm("channel_bn", dtype)
         self.channel_expand = keras.layers.Dense(self.channels, name="channel_expand", dtype=dtype)
         self.spatial_reduce = keras.layers.Conv2D(hidden, 1, name="spatial_reduce", dtype=dtype)
-        self.spatial_reduce_bn = _batchnorm("spatial_reduce_bn", dtype)
+        self.spatial_reduce_bn = pytorch_batchnorm("spatial_reduce_bn", dtype)
         self.spatial_convs = [
             keras.layers.Conv2D(hidden, 3, padding="same", dilation_rate=dilation, name=f"spatial_conv{i}", dtype=dtype)
             for i in range(num_dilated_convs)
         ]
-        self.spatial_bns = [_batchnorm(f"spatial_bn{i}", dtype) for i in range(num_dilated_convs)]
+        self.spatial_bns = [pytorch_batchnorm(f"spatial_bn{i}", dtype) for i in range(num_dilated_convs)]
         self.spatial_out = keras.layers.Conv2D(1, 1, name="spatial_out", dtype=dtype)
 
     def build(self, input_shape):

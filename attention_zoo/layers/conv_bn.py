@@ -21,6 +21,11 @@ BN_EPSILON = 1e-5  # PyTorch's; Keras' 1e-3 shifts logits by a few percent with 
 BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1
 
 
+def pytorch_batchnorm(name, dtype=None, **kwargs):
+    """BatchNormalization with PyTorch's epsilon and momentum, so ported weights agree."""
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
+
+
 def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 

@@ -5,12 +5,10 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, make_divisible, register_layer
-from attention_zoo.layers.conv_bn import BN_EPSILON, BN_MOMENTUM, ConvBN
+from attention_zoo.layers.conv_bn import ConvBN, pytorch_batchnorm
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 
-def _batchnorm(name, dtype):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype)
 
 
 @register_layer
@@ -80,7 +78,7 @@ class SelectiveKernel(AttentionLayer):
                 )
             )
         self.attention_reduce = keras.layers.Dense(self.attention_channels, use_bias=False, name="attention_reduce", dtype=dtype)
-        self.attention_bn = _batchnorm("attention_bn", dtype)
+        self.attention_bn = pytorch_batchnorm("attention_bn", dtype)
         self.attention_select = keras.layers.Dense(
             self.num_paths * self.filters, use_bias=False, name="attention_select", dtype=dtype
         )
