@@ -4,6 +4,9 @@
     attention-zoo info MODEL [--build]    paper, reference figures; --build measures them
     attention-zoo show MODEL --image PATH -o OUT.png
                                           the model's attention maps drawn on an image
+    attention-zoo train RECIPE [--set key=value ...]
+                                          fine-tune a model from a recipe (resumes)
+    attention-zoo evaluate RUN_DIR        metrics of a run's best model
 """
 
 import argparse
@@ -226,6 +229,10 @@ def build_parser():
     )
     show.add_argument("--dpi", type=int, default=100, help="resolution of the PNG")
     show.set_defaults(run=_show)
+
+    from attention_zoo.training.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
