@@ -7,6 +7,8 @@
     attention-zoo train RECIPE [--set key=value ...]
                                           fine-tune a model from a recipe (resumes)
     attention-zoo evaluate RUN_DIR        metrics of a run's best model
+    attention-zoo export MODEL_OR_FILE -o OUT.tflite [--quantize int8 ...]
+                                          TFLite / SavedModel / ONNX, verified against Keras
 """
 
 import argparse
@@ -233,6 +235,10 @@ def build_parser():
     from attention_zoo.training.commands import add_commands
 
     add_commands(commands)
+
+    from attention_zoo.export.commands import add_commands as add_export_commands
+
+    add_export_commands(commands)
     return parser
 
 

@@ -104,7 +104,9 @@ class SelectiveKernel(AttentionLayer):
             raise ValueError(f"split_input needs channels divisible by {self.num_paths} paths; got {in_channels}")
         path_channels = self._path_input_channels(in_channels)
         for path in self.paths:
-            path.build((*input_shape[:-1], path_channels))
+            # Built without spatial sizes: strided paths see padded maps, and at the smallest
+            # inputs the unpadded size would be too small for a valid 3x3 convolution.
+            path.build((input_shape[0], None, None, path_channels))
         self.attention_reduce.build((None, self.filters))
         self.attention_bn.build((None, self.attention_channels))
         self.attention_select.build((None, self.attention_channels))

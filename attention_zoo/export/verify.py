@@ -1,0 +1,110 @@
+"""Runs an exported file on sample inputs and compares it with the Keras model."""
+
+import keras
+import numpy as np
+
+from attention_zoo.export.errors import ExportError
+
+# Float32 files must agree with Keras to this max|a - b| / max|b| (read at call time, so a
+# test can tighten it).
+FLOAT32_TOLERANCE = 1e-4
+# Keras computes the reference in chunks of this many images.
+REFERENCE_CHUNK = 16
+
+
+def make_interpreter(path):
+    """A LiteRT interpreter over the file and the runtime's name; `ai_edge_litert` is the
+    runtime phones ship, TensorFlow's own (deprecated) one is the fallback."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        runtime = "ai_edge_litert"
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter, runtime = tf.lite.Interpreter, "tf.lite"
+    try:
+        interpreter = Interpreter(model_path=path)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        raise ExportError(f"{runtime} cannot load the exported file: {error}") from None
+    return interpreter, runtime
+
+
+def _quantization(detail):
+    scale, zero_point = detail["quantization"]
+    return (float(scale), int(zero_point)) if scale else None
+
+
+def tensor_summary(detail):
+    summary = {
+        "name": detail["name"],
+        "shape": [int(size) for size in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+    }
+    quantization = _quantization(detail)
+    if quantization:
+        summary["scale"], summary["zero_point"] = quantization
+    return summary
+
+
+def quantize(values, detail):
+    """Float inputs -> the integer type of a quantised input tensor (identity for floats)."""
+    quantization = _quantization(detail)
+    dtype = np.dtype(detail["dtype"])
+    if quantization is None or not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype)
+    scale, zero_point = quantization
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, limits.min, limits.max).astype(dtype)
+
+
+def dequantize(values, detail):
+    quantization = _quantization(detail)
+    if quantization is None or not np.issubdtype(values.dtype, np.integer):
+        return values.astype("float32")
+    scale, zero_point = quantization
+    return (values.astype("float32") - zero_point) * scale
+
+
+def run_file(interpreter, batches):
+    """The file's outputs, in float, on each batch; concatenated along the batch per output."""
+    (input_detail,) = interpreter.get_input_details()
+    output_details = interpreter.get_output_details()
+    results = [[] for _ in output_details]
+    for images in batches:
+        interpreter.set_tensor(input_detail["index"], quantize(images, input_detail))
+        interpreter.invoke()
+        for collected, detail in zip(results, output_details):
+            collected.append(dequantize(interpreter.get_tensor(detail["index"]), detail))
+    return [np.concatenate(collected) for collected in results]
+
+
+def run_keras(model, images):
+    outputs = []
+    for start in range(0, len(images), REFERENCE_CHUNK):
+        chunk = keras.tree.flatten(model(images[start:start + REFERENCE_CHUNK], training=False))
+        outputs.append([keras.ops.convert_to_numpy(tensor).astype("float32") for tensor in chunk])
+    return [np.concatenate(parts) for parts in zip(*outputs)]
+
+
+def compare(exported, reference):
+    """Per-output parity figures (see ExportReport.parity)."""
+    if len(exported) != len(reference):
+        raise ExportError(f"the exported file has {len(exported)} outputs; the Keras model has {len(reference)}")
+    figures = []
+    for index, (actual, expected) in enumerate(zip(exported, reference)):
+        if actual.shape != expected.shape:
+            raise ExportError(f"output {index}: the file gives shape {actual.shape}, Keras {expected.shape}")
+        difference = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+        scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+        entry = {
+            "output": index,
+            "shape": list(expected.shape),
+            "max_abs_error": difference,
+            "max_relative_error": difference / scale if scale > 0 else difference,
+        }
+        if expected.ndim >= 2 and expected.shape[-1] > 1:
+            entry["top1_agreement"] = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1)))
+        figures.append(entry)
+    return figures

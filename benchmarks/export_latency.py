@@ -1,0 +1,165 @@
+"""Latency and size of LiteRT exports (float32, float16, int8) against the Keras model on the
+TF backend, at batch 1, measured in one run; and the int8 file's top-1 agreement.
+
+    python benchmarks/export_latency.py [--size 224] [--rounds 5] [--iterations 10]
+        [--models cbam_resnet50 se_resnet50 sknet50 attention56]
+        [--quickstart-model runs/quickstart/best.keras [--quickstart-recipe recipes/quickstart.toml]]
+
+Zoo models keep their random initialisation and calibrate int8 on --calibration synthetic
+images; the quickstart model (trained by `bash scripts/quickstart.sh`) calibrates on its
+recipe's training images and measures agreement on its test split. Timings interleave
+rounds (every runtime once per round) and report medians, so drift of the machine affects
+all alike. Keras runs as a tf.function graph; LiteRT with its default XNNPACK delegate and
+all CPU threads. Sizes: each `.tflite` against the Keras model's float32 weights (a `.keras`
+file may also hold optimizer state).
+Targets (issue 6): int8 >= 2x faster than Keras float32 and <= 0.3x its size, with >= 99 %
+top-1 agreement on the quickstart's test data.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import attention_zoo  # noqa: E402
+from attention_zoo.export import export_tflite, make_interpreter, synthetic_images  # noqa: E402
+from attention_zoo.export.verify import compare, dequantize, quantize, run_file, run_keras  # noqa: E402
+
+MODELS = ("cbam_resnet50", "se_resnet50", "sknet50", "attention56")
+QUANTIZATIONS = ("none", "float16", "int8")
+
+
+def recipe_images(recipe_path, split, limit):
+    """(images normalised as the recipe trains, labels) of one split of the recipe's data."""
+    import tomllib
+
+    from attention_zoo import data
+    from attention_zoo.data.pipeline import normalize
+
+    with open(recipe_path, "rb") as handle:
+        recipe = tomllib.load(handle)
+    settings = recipe["data"]
+    source = data.load(
+        settings["source"], settings.get("name", ""), split=split, seed=recipe.get("seed", 0),
+        options=settings.get("options"),
+        image_size=tuple(settings.get("image_size", (224, 224))), channels=settings.get("channels", 3),
+        path=settings.get("path", ""),
+    )
+    size = tuple(settings.get("image_size", (224, 224)))
+    images, labels = [], []
+    for image, label in source.dataset.take(limit):
+        images.append(tf.image.resize(tf.cast(image, tf.float32), size).numpy())
+        labels.append(int(label))
+    pixels = normalize(tf.constant(np.stack(images)), settings.get("normalization", "imagenet"), images[0].shape[-1])
+    return np.asarray(pixels, dtype="float32"), np.array(labels)
+
+
+def keras_forward(model):
+    @tf.function
+    def forward(images):
+        return model(images, training=False)
+
+    return lambda images: keras.ops.convert_to_numpy(keras.tree.flatten(forward(images))[0])
+
+
+def litert_forward(path):
+    interpreter, _ = make_interpreter(path)
+    (input_detail,) = interpreter.get_input_details()
+    output_detail = interpreter.get_output_details()[0]
+
+    def forward(images):
+        interpreter.set_tensor(input_detail["index"], quantize(images, input_detail))
+        interpreter.invoke()
+        return dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)
+
+    return forward
+
+
+def seconds_per_call(forward, images, iterations):
+    start = time.perf_counter()
+    for _ in range(iterations):
+        forward(images)
+    return (time.perf_counter() - start) / iterations
+
+
+def benchmark(name, model, calibration, test_images, args, directory):
+    sizes = {"keras": sum(int(np.prod(weight.shape)) * 4 for weight in model.weights)}
+    forwards = {"keras": keras_forward(model)}
+    agreement = None
+    for mode in QUANTIZATIONS:
+        path = os.path.join(directory, f"{name}_{mode}.tflite")
+        report = export_tflite(model, path, quantize=mode, representative_data=calibration)
+        sizes[mode] = report.file_bytes
+        forwards[mode] = litert_forward(path)
+        if mode == "int8":
+            interpreter, _ = make_interpreter(path)
+            batches = [test_images[i:i + 1] for i in range(len(test_images))]
+            parity = compare(run_file(interpreter, batches), run_keras(model, test_images))
+            agreement = parity[0].get("top1_agreement")
+    sample = test_images[:1]
+    for forward in forwards.values():  # trace and warm caches
+        forward(sample)
+        forward(sample)
+    timings = {runtime: [] for runtime in forwards}
+    for _ in range(args.rounds):
+        for runtime, forward in forwards.items():
+            timings[runtime].append(seconds_per_call(forward, sample, args.iterations))
+    milliseconds = {runtime: 1e3 * statistics.median(values) for runtime, values in timings.items()}
+    return milliseconds, sizes, agreement
+
+
+def print_row(name, milliseconds, sizes, agreement):
+    cells = [f"{name:<22}", f"{milliseconds['keras']:>8.1f} ms {sizes['keras'] / 2**20:>7.1f} MiB"]
+    for mode in QUANTIZATIONS:
+        speedup = milliseconds["keras"] / milliseconds[mode]
+        cells.append(f"{milliseconds[mode]:>7.1f} ms {speedup:>5.2f}x {sizes[mode] / sizes['keras']:>5.2f}x")
+    meets_targets = milliseconds["keras"] / milliseconds["int8"] >= 2 and sizes["int8"] <= 0.3 * sizes["keras"]
+    verdict = "yes" if meets_targets else "NO"
+    cells.append(f"{'' if agreement is None else f'{agreement:.1%}':>6}  {verdict}")
+    print(" | ".join(cells), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=224, help="input size of the zoo models")
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=10, help="calls per runtime per round")
+    parser.add_argument("--calibration", type=int, default=32, help="synthetic calibration images for zoo models")
+    parser.add_argument("--quickstart-model", help="a trained .keras file, e.g. runs/quickstart/best.keras")
+    parser.add_argument("--quickstart-recipe", default="recipes/quickstart.toml")
+    parser.add_argument("--test-images", type=int, default=200, help="quickstart test images for the agreement")
+    args = parser.parse_args()
+
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, batch 1, {args.rounds} interleaved rounds x "
+          f"{args.iterations} calls, {os.cpu_count()} CPUs")
+    print("speed-up = Keras ms / file ms; size = file bytes / Keras float32 weight bytes")
+    print(f"{'model':<22} | {'Keras float32':>23} | {'float32':>24} | {'float16':>24} | {'int8':>24} | top-1  target")
+    with tempfile.TemporaryDirectory() as directory:
+        for name in args.models:
+            model = attention_zoo.get(name, input_shape=(args.size, args.size, 3))
+            calibration = f"synthetic:{args.calibration}"
+            test_images = synthetic_images(args.calibration, (1, args.size, args.size, 3), seed=1)
+            print_row(name, *benchmark(name, model, calibration, test_images, args, directory))
+            keras.utils.clear_session()
+        if args.quickstart_model:
+            model = keras.saving.load_model(args.quickstart_model)
+            train_images, _ = recipe_images(args.quickstart_recipe, "train", 128)
+            test_images, labels = recipe_images(args.quickstart_recipe, "test", args.test_images)
+            results = benchmark("quickstart", model, train_images, test_images, args, directory)
+            print_row("quickstart", *results)
+            accuracy = float(np.mean(np.argmax(run_keras(model, test_images)[0], -1) == labels))
+            print(f"quickstart Keras test accuracy {accuracy:.1%} on {len(labels)} images", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
