@@ -51,6 +51,19 @@ def _summary(report):
         lines.append(f"  {split}: {shown}")
     lines.append(f"  report: {report['artifacts']['report']}")
     lines.append(f"  best model: {report['artifacts']['best_model']}")
+    for precision, export in (report.get("export") or {}).items():
+        if "error" in export:
+            lines.append(f"  tflite {precision}: not written: {export['error']}")
+            continue
+        figures = [f"{export['file_bytes'] / 1e6:.2f} MB"]
+        if precision == "int8" and export.get("top1_agreement") is not None:
+            figures.append(f"top-1 agreement with Keras {export['top1_agreement']:.1%}")
+        elif export.get("max_relative_error") is not None:
+            figures.append(f"max relative error vs Keras {export['max_relative_error']:.1e}")
+        lines.append(f"  tflite {precision}: {export['path']} ({', '.join(figures)})")
+    figure = (report.get("figures") or {}).get("attention")
+    if figure:
+        lines.append(f"  attention figure: {figure.get('path') or 'none (' + figure['skipped'] + ')'}")
     return "\n".join(lines)
 
 

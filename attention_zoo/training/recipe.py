@@ -22,7 +22,10 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from attention_zoo.export.tflite import QUANTIZATIONS
+
 TASKS = ("classification", "segmentation")
+TFLITE_PRECISIONS = QUANTIZATIONS
 RECIPES_DIR = pathlib.Path(__file__).resolve().parents[2] / "recipes"
 
 
@@ -114,6 +117,16 @@ SCHEMA = {
     },
     "evaluation": {
         "splits": Field("str_list", [], "splits of the final evaluation; default [data.test_split]"),
+    },
+    "export": {
+        "tflite": Field("str_list", ["none", "int8"], "TFLite files of the best model written at the end of a run "
+                        "(TF backend): none (float32), float16, dynamic, int8; [] for none"),
+        "representative_examples": Field("int", 256, "training images (unaugmented) that calibrate int8 and "
+                                         "verify every file", minimum=1),
+    },
+    "figures": {
+        "attention": Field("bool", True, "attention.png: the best model's attention on validation images"),
+        "images": Field("int", 4, "images in the attention figure", minimum=1),
     },
 }
 
@@ -232,6 +245,9 @@ def _check_consistency(settings):
     names = [phase["name"] for phase in settings["phases"]]
     if len(set(names)) != len(names):
         raise RecipeError(f"phase names must differ; got {names}")
+    unknown = [kind for kind in settings["export"]["tflite"] if kind not in TFLITE_PRECISIONS]
+    if unknown:
+        raise RecipeError(f"export.tflite: unknown precision {unknown[0]!r}; expected some of {list(TFLITE_PRECISIONS)}")
     if task not in TASKS:  # pragma: no cover - checked by choices
         raise RecipeError(task)
 

@@ -34,6 +34,7 @@ import numpy as np
 
 import attention_zoo
 from attention_zoo import data as zoo_data
+from attention_zoo.training import deliverables
 from attention_zoo.training import distribution as zoo_distribution
 from attention_zoo.training import metrics as zoo_metrics
 from attention_zoo.training.recipe import Recipe, RecipeError, load
@@ -86,6 +87,7 @@ class RunDirectory:
         self.report = self.root / "report.json"
         self.csv = self.root / "history.csv"
         self.logs = self.root / "logs"
+        self.attention_figure = self.root / "attention.png"
 
     def read_state(self):
         if self.state.is_file() and self.last_weights.is_file():
@@ -98,7 +100,7 @@ class RunDirectory:
     def clear(self):
         for path in (self.checkpoint_dir, self.logs):
             shutil.rmtree(path, ignore_errors=True)
-        for path in (self.best_model, self.report, self.csv):
+        for path in (self.best_model, self.report, self.csv, self.attention_figure, *self.root.glob("model_*.tflite*")):
             if path.exists():
                 path.unlink()
 
@@ -111,6 +113,8 @@ class RunDirectory:
             "checkpoint_state": str(self.state),
             "csv_log": str(self.csv),
             "tensorboard": str(self.logs),
+            "attention_figure": str(self.attention_figure),
+            "tflite": str(self.root / "model_<precision>.tflite"),
         }
 
 
@@ -724,6 +728,24 @@ class Trainer:
             results[split] = evaluate_model(model, settings, split, verbose=0)
         self.report["evaluation"] = results
         self.report["timings"]["evaluation_seconds"] = round(time.perf_counter() - started, 3)
+        self._hand_over(model)
+
+    def _hand_over(self, model):
+        """TFLite files and the attention figure of the best model (see `deliverables`)."""
+        started = time.perf_counter()
+        settings = self.settings
+        data = Data(settings, splits=[])
+        precisions = settings["export"]["tflite"]
+        if precisions:
+            calibration = deliverables.example_images(
+                data, settings["data"]["train_split"], settings["export"]["representative_examples"]
+            )
+            self.report["export"] = deliverables.export_best_model(model, self.run.root, precisions, calibration)
+        if settings["figures"]["attention"]:
+            split = settings["data"]["validation_split"] or settings["data"]["test_split"] or settings["data"]["train_split"]
+            images = deliverables.example_images(data, split, settings["figures"]["images"])
+            self.report["figures"] = {"attention": deliverables.save_attention_figure(model, images, self.run.attention_figure)}
+        self.report["timings"]["hand_over_seconds"] = round(time.perf_counter() - started, 3)
 
 
 def evaluate_model(model, settings, split, verbose=0, data=None):

@@ -35,6 +35,9 @@ TINY = {
         {"name": "head", "epochs": 1, "learning_rate": 1e-3, "freeze_backbone": True},
         {"name": "full", "epochs": 2, "learning_rate": 5e-4},
     ],
+    # Handing over (TFLite files, the attention figure) has tests of its own (test_hand_over).
+    "export": {"tflite": []},
+    "figures": {"attention": False},
 }
 
 
