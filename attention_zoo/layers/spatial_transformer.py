@@ -103,33 +103,42 @@ def grid_sample(images, grid, padding_mode="zeros"):
         images = ops.cast(images, "float32")
     grid = ops.cast(grid, "float32")
     # align_corners=False: normalised -1 is the outer edge of pixel 0, i.e. pixel -0.5.
-    x = ((grid[..., 0] + 1.0) * width - 1.0) * 0.5
-    y = ((grid[..., 1] + 1.0) * height - 1.0) * 0.5
+    # One multiply-add per axis: ((g + 1) * size - 1) / 2 as a chain of three ops gets an
+    # int8 scale calibrated for the pixel range on g + 1 already: steps of about 19 pixels.
+    x = grid[..., 0] * (0.5 * width) + (0.5 * width - 0.5)
+    y = grid[..., 1] * (0.5 * height) + (0.5 * height - 0.5)
     if padding_mode == "border":
         x = ops.clip(x, 0.0, width - 1.0)
         y = ops.clip(y, 0.0, height - 1.0)
     # The four neighbours of each sample point along a last axis, (batch, H_out, W_out, 4):
     # offsets (0, 0), (1, 0), (0, 1), (1, 1) from the top-left one.
-    dx = ops.convert_to_tensor(np.array([0.0, 1.0, 0.0, 1.0], "float32"))
-    dy = ops.convert_to_tensor(np.array([0.0, 0.0, 1.0, 1.0], "float32"))
-    x0 = ops.floor(x)[..., None]
-    y0 = ops.floor(y)[..., None]
-    # floor() has no gradient, so the grid's gradient flows through these fractions only.
-    fx = x[..., None] - x0
-    fy = y[..., None] - y0
-    corner_x = x0 + dx
-    corner_y = y0 + dy
+    dx = np.array([0, 1, 0, 1])
+    dy = np.array([0, 0, 1, 1])
+    # The top-left neighbour and the fractions, both read off the same coordinate: mod(x, 1)
+    # equals x - floor(x) (and has its gradient, 1, so the grid's gradient flows through the
+    # fractions), but in an int8 TFLite file it runs on the dequantised coordinate like floor,
+    # so the fraction is exact for the integer corner the file picks.
+    fx = ops.mod(x, 1.0)[..., None]
+    fy = ops.mod(y, 1.0)[..., None]
+    # Integer corners from one cast per axis, then integer arithmetic: floor(x) clipped to
+    # [-2, size] (beyond, both neighbours are outside anyway) and shifted to be positive, so
+    # that truncating the half-integer k + 2.5 gives k + 2 even when an int8 file has moved
+    # it by up to half a pixel. A NaN coordinate casts to an arbitrary integer: clipping the
+    # indices keeps the gather in range and the NaN fraction makes the output NaN.
+    x0 = ops.cast(ops.clip(ops.floor(x), -2.0, float(width)) + 2.5, "int32") - 2
+    y0 = ops.cast(ops.clip(ops.floor(y), -2.0, float(height)) + 2.5, "int32") - 2
+    corner_x = x0[..., None] + ops.convert_to_tensor(dx.astype("int32"))
+    corner_y = y0[..., None] + ops.convert_to_tensor(dy.astype("int32"))
     # 1 - f for the near neighbour, f for the far one, written without abs() so that the
     # gradient stays right when a sample point falls exactly on a pixel centre.
+    dx = ops.convert_to_tensor(dx.astype("float32"))
+    dy = ops.convert_to_tensor(dy.astype("float32"))
     weights = (1.0 - dx + (2.0 * dx - 1.0) * fx) * (1.0 - dy + (2.0 * dy - 1.0) * fy)
-    inside = (corner_x >= 0.0) & (corner_x <= width - 1.0) & (corner_y >= 0.0) & (corner_y <= height - 1.0)
+    inside = (corner_x >= 0) & (corner_x <= width - 1) & (corner_y >= 0) & (corner_y <= height - 1)
     weights = weights * ops.cast(inside, "float32")
-    # Clipped indices of outside neighbours read a valid pixel that the zero weight discards.
-    # Clipping again after the cast keeps a NaN coordinate (whose float clip is NaN and whose
-    # int cast is arbitrary) in range: the output becomes NaN instead of the gather failing
-    # (TF, TFLite) or reading out of bounds.
-    col = ops.clip(ops.cast(ops.clip(corner_x, 0.0, width - 1.0), "int32"), 0, width - 1)
-    row = ops.clip(ops.cast(ops.clip(corner_y, 0.0, height - 1.0), "int32"), 0, height - 1)
+    # Outside neighbours read a valid (clipped) pixel that the zero weight discards.
+    col = ops.clip(corner_x, 0, width - 1)
+    row = ops.clip(corner_y, 0, height - 1)
     indices = row * width + col
 
     # Flat rows of the whole batch: image b's pixel p is row b * H * W + p.
