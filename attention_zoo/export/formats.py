@@ -75,8 +75,7 @@ def export_model(model_or_path, path, *, format="tflite", batch=1, input_size=No
     input_shape = (batch, *static_shape[1:])
     path = os.fspath(path)
     report = reports.ExportReport(path=path, format=format, model=model.name, batch=batch, input_shape=input_shape)
-    staged = reports.staging_path(path, directory=format == "saved_model")
-    try:
+    with reports.staged(path, directory=format == "saved_model") as staged:
         started = time.perf_counter()
         _keras_export(model, staged, format, input_shape)
         report.seconds["convert"] = round(time.perf_counter() - started, 3)
@@ -92,9 +91,5 @@ def export_model(model_or_path, path, *, format="tflite", batch=1, input_size=No
                 report.parity = verification.compare(exported, verification.run_keras(model, images))
                 report.samples, report.verified = len(images), True
                 report.runtime = "tensorflow" if format == "saved_model" else "onnxruntime"
-        reports.publish(staged, path)
-    except BaseException:
-        reports.remove(staged)
-        raise
     reports.write_report(report)
     return report

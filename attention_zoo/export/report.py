@@ -111,14 +111,22 @@ def publish(staged, path):
         os.replace(staged, path)
 
 
+@contextlib.contextmanager
+def staged(path, directory=False):
+    """Yields a staging name next to `path`; published onto `path` if the block succeeds,
+    removed if it raises, so a failure never leaves a half-written file."""
+    staging = staging_path(path, directory=directory)
+    try:
+        yield staging
+        publish(staging, path)
+    except BaseException:
+        remove(staging)
+        raise
+
+
 def write_report(report):
     """Writes the report as JSON next to its file, atomically."""
-    staged = staging_path(report.report_path)
-    try:
-        with open(staged, "w", encoding="utf-8") as handle:
+    with staged(report.report_path) as staging:
+        with open(staging, "w", encoding="utf-8") as handle:
             handle.write(report.to_json() + "\n")
-        publish(staged, report.report_path)
-    except BaseException:
-        remove(staged)
-        raise
     return report.report_path

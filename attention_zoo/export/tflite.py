@@ -201,14 +201,9 @@ def export_tflite(
     report.seconds["convert"] = round(time.perf_counter() - started, 3)
     report.file_bytes = len(content)
 
-    staged = reports.staging_path(path)
-    try:
+    with reports.staged(path) as staged:
         with open(staged, "wb") as handle:
             handle.write(content)
         _verify(report, model, staged, batches if verify else [], quantize)
-        reports.publish(staged, path)
-    except BaseException:
-        reports.remove(staged)
-        raise
     reports.write_report(report)
     return report
