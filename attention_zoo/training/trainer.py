@@ -734,7 +734,8 @@ class Trainer:
         """TFLite files and the attention figure of the best model (see `deliverables`)."""
         started = time.perf_counter()
         settings = self.settings
-        data = Data(settings, splits=[])
+        # Uncached: a few batches are read, and tf.data warns about a cache left half-filled.
+        data = Data({**settings, "data": {**settings["data"], "cache": False}}, splits=[])
         precisions = settings["export"]["tflite"]
         if precisions:
             calibration = deliverables.example_images(
