@@ -13,7 +13,6 @@
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import sys
@@ -155,7 +154,7 @@ def _show(args):
     zoo = _import_zoo()
     from attention_zoo import visualization
 
-    missing = [module for module in ("matplotlib", "PIL") if importlib.util.find_spec(module) is None]
+    missing = visualization.missing_dependencies()
     if missing:  # checked before any work
         raise ValueError(f"'show' needs matplotlib and pillow (missing: {', '.join(missing)}): "
                          "pip install 'attention_zoo[viz]'")

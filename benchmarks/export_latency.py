@@ -38,29 +38,14 @@ MODELS = ("cbam_resnet50", "se_resnet50", "sknet50", "attention56")
 QUANTIZATIONS = ("none", "float16", "int8")
 
 
-def recipe_images(recipe_path, split, limit):
-    """(images normalised as the recipe trains, labels) of one split of the recipe's data."""
-    import tomllib
+def recipe_images(recipe, split, limit):
+    """(images normalised as the recipe trains, labels) of one split of the recipe's data:
+    the trainer's own pipeline, unaugmented."""
+    from attention_zoo.training import load_recipe
+    from attention_zoo.training.deliverables import examples
 
-    from attention_zoo import data
-    from attention_zoo.data.pipeline import normalize
-
-    with open(recipe_path, "rb") as handle:
-        recipe = tomllib.load(handle)
-    settings = recipe["data"]
-    source = data.load(
-        settings["source"], settings.get("name", ""), split=split, seed=recipe.get("seed", 0),
-        options=settings.get("options"),
-        image_size=tuple(settings.get("image_size", (224, 224))), channels=settings.get("channels", 3),
-        path=settings.get("path", ""),
-    )
-    size = tuple(settings.get("image_size", (224, 224)))
-    images, labels = [], []
-    for image, label in source.dataset.take(limit):
-        images.append(tf.image.resize(tf.cast(image, tf.float32), size).numpy())
-        labels.append(int(label))
-    pixels = normalize(tf.constant(np.stack(images)), settings.get("normalization", "imagenet"), images[0].shape[-1])
-    return np.asarray(pixels, dtype="float32"), np.array(labels)
+    images, targets = examples(load_recipe(recipe).settings, split, limit)
+    return images, np.argmax(targets, axis=-1)
 
 
 def keras_forward(model):

@@ -5,7 +5,6 @@ trained model: a failure is recorded in the run report (with the reason) and the
 completed, since the model itself is fine and `attention-zoo export` can be run again by hand.
 """
 
-import importlib.util
 import math
 
 import keras
@@ -14,25 +13,27 @@ import numpy as np
 from attention_zoo.export import ExportError, export_tflite
 
 
-def example_images(data, split, count):
-    """Up to `count` unaugmented, normalised images of `split`, as the model sees them."""
+def examples(settings, split, count):
+    """Up to `count` unaugmented examples of the recipe's `split` as the model sees them:
+    (normalised images, targets as the recipe's loss takes them, e.g. one-hot labels)."""
+    from attention_zoo.training.trainer import Data  # the trainer imports this module
+
+    # Uncached: only a few batches are read, and tf.data warns about a cache left half-filled.
+    data = Data({**settings, "data": {**settings["data"], "cache": False}}, splits=[])
     batches, _ = data.batches_for(split)
-    images = []
+    images, targets = [], []
     for batch in batches.take(math.ceil(count / data.batch_size)):
         images.append(keras.ops.convert_to_numpy(batch[0]))
-    return np.concatenate(images)[:count] if images else np.zeros((0,))
+        targets.append(keras.ops.convert_to_numpy(batch[1]))
+    if not images:
+        return np.zeros((0,)), np.zeros((0,))
+    return np.concatenate(images)[:count], np.concatenate(targets)[:count]
 
 
 def export_best_model(model, run_dir, precisions, representative_images):
     """Writes `model_<precision>.tflite` (and its parity report) for each precision;
     returns {precision: summary}, each summary a path and figures or an error."""
     results = {}
-    if not precisions:
-        return results
-    if keras.backend.backend() != "tensorflow":
-        reason = f"TFLite export converts TensorFlow graphs; this run used {keras.backend.backend()}. " \
-                 f"Run: KERAS_BACKEND=tensorflow attention-zoo export {run_dir / 'best.keras'} -o model.tflite"
-        return {precision: {"error": reason} for precision in precisions}
     for precision in precisions:
         path = run_dir / f"model_{precision}.tflite"
         try:
@@ -54,7 +55,7 @@ def save_attention_figure(model, images, path):
     """attention.png: the model's attention on `images`; returns its path, or why there is none."""
     from attention_zoo import visualization
 
-    missing = [module for module in ("matplotlib", "PIL") if importlib.util.find_spec(module) is None]
+    missing = visualization.missing_dependencies()
     if missing:
         return {"skipped": f"needs {', '.join(missing)}: pip install 'attention_zoo[viz]'"}
     if not visualization.has_attention(model):

@@ -734,17 +734,15 @@ class Trainer:
         """TFLite files and the attention figure of the best model (see `deliverables`)."""
         started = time.perf_counter()
         settings = self.settings
-        # Uncached: a few batches are read, and tf.data warns about a cache left half-filled.
-        data = Data({**settings, "data": {**settings["data"], "cache": False}}, splits=[])
         precisions = settings["export"]["tflite"]
         if precisions:
-            calibration = deliverables.example_images(
-                data, settings["data"]["train_split"], settings["export"]["representative_examples"]
+            calibration, _ = deliverables.examples(
+                settings, settings["data"]["train_split"], settings["export"]["representative_examples"]
             )
             self.report["export"] = deliverables.export_best_model(model, self.run.root, precisions, calibration)
         if settings["figures"]["attention"]:
             split = settings["data"]["validation_split"] or settings["data"]["test_split"] or settings["data"]["train_split"]
-            images = deliverables.example_images(data, split, settings["figures"]["images"])
+            images, _ = deliverables.examples(settings, split, settings["figures"]["images"])
             self.report["figures"] = {"attention": deliverables.save_attention_figure(model, images, self.run.attention_figure)}
         self.report["timings"]["hand_over_seconds"] = round(time.perf_counter() - started, 3)
 

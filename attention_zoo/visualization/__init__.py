@@ -14,6 +14,8 @@ and NumPy; the plots need matplotlib and reading image files needs Pillow
 (`pip install attention_zoo[viz]`), both imported on first use.
 """
 
+import importlib.util
+
 from attention_zoo.visualization.collect import (
     KINDS,
     OVERLAY_KINDS,
@@ -47,6 +49,13 @@ from attention_zoo.visualization.plots import (
     select_maps,
 )
 
+
+
+def missing_dependencies():
+    """The plotting packages (of the `viz` extra) that are not installed: a list of names."""
+    return [module for module in ("matplotlib", "PIL") if importlib.util.find_spec(module) is None]
+
+
 __all__ = [
     "KINDS",
     "OVERLAY_KINDS",
@@ -60,6 +69,7 @@ __all__ = [
     "has_attention",
     "load_image",
     "make_part",
+    "missing_dependencies",
     "normalize_map",
     "overlay",
     "plot_attention",
