@@ -7,7 +7,9 @@ TF backend, at batch 1, measured in one run; and the int8 file's top-1 agreement
 
 Zoo models keep their random initialisation and calibrate int8 on --calibration synthetic
 images; the quickstart model (trained by `bash scripts/quickstart.sh`) calibrates on its
-recipe's training images and measures agreement on its test split. Timings interleave
+recipe's training images (as many as the recipe's [export] representative_examples) and
+measures agreement on its test split, once full-integer and once with the recipe's
+[export] keep_float (its spatial transformer's theta and sampler in float32). Timings interleave
 rounds (every runtime once per round) and report medians, so drift of the machine affects
 all alike. Keras runs as a tf.function graph; LiteRT with its default XNNPACK delegate and
 all CPU threads. Sizes: each `.tflite` against the Keras model's float32 weights (a `.keras`
@@ -76,13 +78,16 @@ def seconds_per_call(forward, images, iterations):
     return (time.perf_counter() - start) / iterations
 
 
-def benchmark(name, model, calibration, test_images, args, directory):
+def benchmark(name, model, calibration, test_images, args, directory, keep_float=None):
     sizes = {"keras": sum(int(np.prod(weight.shape)) * 4 for weight in model.weights)}
     forwards = {"keras": keras_forward(model)}
     agreement = None
     for mode in QUANTIZATIONS:
         path = os.path.join(directory, f"{name}_{mode}.tflite")
-        report = export_tflite(model, path, quantize=mode, representative_data=calibration)
+        report = export_tflite(
+            model, path, quantize=mode, representative_data=calibration,
+            keep_float=keep_float if mode == "int8" else None,
+        )
         sizes[mode] = report.file_bytes
         forwards[mode] = litert_forward(path)
         if mode == "int8":
@@ -104,7 +109,7 @@ def benchmark(name, model, calibration, test_images, args, directory):
 
 def print_row(name, milliseconds, sizes, agreement, agreement_target=None):
     """One table row; `agreement_target` (the quickstart's 0.99) joins the speed and size targets."""
-    cells = [f"{name:<22}", f"{milliseconds['keras']:>8.1f} ms {sizes['keras'] / 2**20:>7.1f} MiB"]
+    cells = [f"{name:<34}", f"{milliseconds['keras']:>8.1f} ms {sizes['keras'] / 2**20:>7.1f} MiB"]
     for mode in QUANTIZATIONS:
         speedup = milliseconds["keras"] / milliseconds[mode]
         cells.append(f"{milliseconds[mode]:>7.1f} ms {speedup:>5.2f}x {sizes[mode] / sizes['keras']:>5.2f}x")
@@ -125,13 +130,13 @@ def main():
     parser.add_argument("--calibration", type=int, default=32, help="synthetic calibration images for zoo models")
     parser.add_argument("--quickstart-model", help="a trained .keras file, e.g. runs/quickstart/best.keras")
     parser.add_argument("--quickstart-recipe", default="recipes/quickstart.toml")
-    parser.add_argument("--test-images", type=int, default=200, help="quickstart test images for the agreement")
+    parser.add_argument("--test-images", type=int, default=2000, help="quickstart test images for the agreement")
     args = parser.parse_args()
 
     print(f"TF {tf.__version__}, Keras {keras.__version__}, batch 1, {args.rounds} interleaved rounds x "
           f"{args.iterations} calls, {os.cpu_count()} CPUs")
     print("speed-up = Keras ms / file ms; size = file bytes / Keras float32 weight bytes")
-    print(f"{'model':<22} | {'Keras float32':>23} | {'float32':>24} | {'float16':>24} | {'int8':>24} | top-1  target")
+    print(f"{'model':<34} | {'Keras float32':>23} | {'float32':>24} | {'float16':>24} | {'int8':>24} | top-1  target")
     with tempfile.TemporaryDirectory() as directory:
         for name in args.models:
             model = attention_zoo.get(name, input_shape=(args.size, args.size, 3))
@@ -140,11 +145,20 @@ def main():
             print_row(name, *benchmark(name, model, calibration, test_images, args, directory))
             keras.utils.clear_session()
         if args.quickstart_model:
+            from attention_zoo.export import selective
+            from attention_zoo.training import load_recipe
+
             model = keras.saving.load_model(args.quickstart_model)
-            train_images, _ = recipe_images(args.quickstart_recipe, "train", 128)
+            export_settings = load_recipe(args.quickstart_recipe).settings["export"]
+            train_images, _ = recipe_images(args.quickstart_recipe, "train", export_settings["representative_examples"])
             test_images, labels = recipe_images(args.quickstart_recipe, "test", args.test_images)
-            results = benchmark("quickstart", model, train_images, test_images, args, directory)
-            print_row("quickstart", *results, agreement_target=0.99)
+            keep_float = selective.parse(export_settings["keep_float"])
+            variants = [("quickstart, full int8", None)]
+            if keep_float:
+                variants.append((f"quickstart, keep_float={export_settings['keep_float']}", keep_float))
+            for label, kept in variants:
+                results = benchmark("quickstart", model, train_images, test_images, args, directory, kept)
+                print_row(label, *results, agreement_target=0.99)
             accuracy = float(np.mean(np.argmax(run_keras(model, test_images)[0], -1) == labels))
             print(f"quickstart Keras test accuracy {accuracy:.1%} on {len(labels)} images", file=sys.stderr)
 

@@ -2,6 +2,7 @@
 
     attention-zoo export MODEL_OR_FILE --format {tflite,saved_model,onnx}
         --quantize {none,float16,dynamic,int8} [--representative-data DIR|FILE.npy|synthetic:N]
+        [--keep-float auto|LAYER[,LAYER...]]
         [--batch 1] [--input-size N] [--num-classes N] [--weights W] -o OUT
 
 `add_commands(subparsers)` adds it to an argparse sub-parser set; the parsed namespace carries
@@ -17,13 +18,17 @@ examples:
   attention-zoo export cbam_resnet50 --input-size 224 -o cbam.tflite
   attention-zoo export runs/quickstart/best.keras --quantize int8 --representative-data photos/ -o model.tflite
   attention-zoo export stn_cnn --num-classes 10 --quantize int8 --representative-data digits.npy -o stn.tflite
+  attention-zoo export runs/quickstart/best.keras --quantize int8 --keep-float auto \
+      --representative-data digits.npy -o stn_int8.tflite
   attention-zoo export se_resnet50 --format saved_model -o se_resnet50_savedmodel
 
 LiteRT files use builtin ops only and are verified after writing: the file runs in the
 LiteRT interpreter on the representative data (else random images) and a float32 file must
 match the Keras model to a relative error of 1e-4. int8 is full-integer with int8 input and
 output (--io-dtype uint8 or float32 to change); it needs --representative-data, and
-'synthetic:N' calibrates on random images. The report (parity, quantisation scales and zero
+'synthetic:N' calibrates on random images. --keep-float leaves chosen layers in float32
+(auto: those the model declares int8-sensitive, such as a spatial transformer's sampler),
+with their conversions at the boundaries; all ops stay builtins. The report (parity, quantisation scales and zero
 points, ops, size) is written next to the file as OUT.json. A failed export writes nothing.
 Needs KERAS_BACKEND=tensorflow (the default here).
 
@@ -55,8 +60,10 @@ def _export(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from attention_zoo import export
 
-    if args.format != "tflite" and (args.quantize != "none" or args.representative_data or args.io_dtype):
-        raise ValueError("--quantize, --representative-data and --io-dtype apply to --format tflite")
+    if args.format != "tflite" and (
+        args.quantize != "none" or args.representative_data or args.io_dtype or args.keep_float
+    ):
+        raise ValueError("--quantize, --representative-data, --io-dtype and --keep-float apply to --format tflite")
     if args.format == "tflite":  # before minutes of model building
         export.source.require_tensorflow("TFLite export")
     is_name = not (args.model.endswith(".keras") or os.path.isfile(args.model))
@@ -69,7 +76,12 @@ def _export(args):
     )
     options = {"normalization": args.normalization}
     if args.format == "tflite":
-        options.update(quantize=args.quantize, representative_data=args.representative_data, io_dtype=args.io_dtype)
+        options.update(
+            quantize=args.quantize,
+            representative_data=args.representative_data,
+            io_dtype=args.io_dtype,
+            keep_float=export.selective.parse(args.keep_float),
+        )
     report = export.export_model(
         model, args.output, format=args.format, batch=args.batch, input_size=args.input_size,
         verify=not args.no_verify, **options,
@@ -109,6 +121,11 @@ def add_commands(subparsers):
         "--io-dtype",
         choices=("int8", "uint8", "float32"),
         help="int8 only: the file's input and output type (default int8)",
+    )
+    command.add_argument(
+        "--keep-float",
+        metavar="auto|LAYER[,LAYER...]",
+        help="int8 only: layers whose ops stay float32; auto: those the model declares int8-sensitive",
     )
     command.add_argument("--batch", type=int, default=1, help="static batch size of the file (default 1)")
     command.add_argument("--input-size", type=int, help="square input size (default: the model's own)")

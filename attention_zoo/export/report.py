@@ -18,6 +18,7 @@ class ExportReport:
         fraction of argmaxes that agree.
     inputs / outputs: name, shape, dtype and, for quantised tensors, `scale` and
         `zero_point` (real = scale * (q - zero_point)).
+    float_layers: layers whose ops an int8 file keeps in float32 (`keep_float`).
     """
 
     path: str
@@ -30,6 +31,7 @@ class ExportReport:
     inputs: list = dataclasses.field(default_factory=list)
     outputs: list = dataclasses.field(default_factory=list)
     ops: list = dataclasses.field(default_factory=list)
+    float_layers: list = dataclasses.field(default_factory=list)
     verified: bool = False
     runtime: str = ""
     samples: int = 0

@@ -18,6 +18,7 @@ import numpy as np
 from attention_zoo.export import ops as op_names
 from attention_zoo.export import report as reports
 from attention_zoo.export import samples as sample_inputs
+from attention_zoo.export import selective
 from attention_zoo.export import verify as verification
 from attention_zoo.export.errors import ExportError, ParityError, UnsupportedOpError
 from attention_zoo.export.source import require_tensorflow, resolve_model, static_input_shape
@@ -58,15 +59,21 @@ def _converter(model, input_shape, quantize, calibration, io_dtype):
     return converter
 
 
-def convert(model, input_shape, quantize="none", calibration=None, io_dtype="int8"):
-    """The flatbuffer bytes; raises UnsupportedOpError for ops outside the builtin set."""
+def convert(model, input_shape, quantize="none", calibration=None, io_dtype="int8", float_layers=()):
+    """The flatbuffer bytes; raises UnsupportedOpError for ops outside the builtin set.
+    `float_layers`: paths of layers whose ops stay float32 in an int8 file."""
     from tensorflow.lite.python.convert_phase import ConverterError
 
     try:
         with warnings.catch_warnings():
             # Calibration provides the input statistics; the converter warns before it runs.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            content = _converter(model, input_shape, quantize, calibration, io_dtype).convert()
+            converter = _converter(model, input_shape, quantize, calibration, io_dtype)
+            if float_layers:
+                float_content = _converter(model, input_shape, "none", None, None).convert()
+                content = selective.quantize_keeping_float(converter, float_content, float_layers, io_dtype)
+            else:
+                content = converter.convert()
     except ConverterError as error:
         unsupported = op_names.converter_unsupported_ops(error)
         if unsupported:
@@ -86,9 +93,11 @@ def convert(model, input_shape, quantize="none", calibration=None, io_dtype="int
     return content, builtins
 
 
-def _check_arguments(path, quantize, io_dtype):
+def _check_arguments(path, quantize, io_dtype, keep_float):
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize must be one of {QUANTIZATIONS}; got {quantize!r}")
+    if keep_float and quantize != "int8":
+        raise ExportError(f"keep_float applies to quantize='int8' only; got quantize={quantize!r}")
     if quantize == "int8" and io_dtype not in INT8_IO_DTYPES:
         raise ExportError(f"io_dtype must be one of {INT8_IO_DTYPES} for int8; got {io_dtype!r}")
     if quantize != "int8" and io_dtype not in (None, "float32"):
@@ -154,6 +163,7 @@ def export_tflite(
     batch=1,
     input_size=None,
     io_dtype=None,
+    keep_float=None,
     normalization="auto",
     verify=True,
 ):
@@ -174,6 +184,11 @@ def export_tflite(
     io_dtype: for int8, the type of the file's input and output: "int8" (default, what
         microcontroller runtimes take), "uint8", or "float32" (quantise inside the file).
         The report's `inputs` / `outputs` carry each tensor's scale and zero point.
+    keep_float: for int8, layers whose ops stay float32 (LiteRT converts at their
+        boundaries; all ops stay builtins): "auto" for the sublayers the model's layers
+        declare int8-sensitive (a spatial transformer's theta regression and sampler), or
+        layer paths below the model such as "spatial_transformer/sampler". The report's
+        `float_layers` lists them. io_dtype must then be "int8" or "float32".
     normalization: how images from a directory and generated images are scaled: "auto"
         ("imagenet" for RGB models, "unit" for grayscale ones, as the zoo's recipes),
         "imagenet", "unit" or "none".
@@ -185,8 +200,9 @@ def export_tflite(
     """
     require_tensorflow("TFLite export")
     io_dtype = io_dtype or ("int8" if quantize == "int8" else None)
-    _check_arguments(path, quantize, io_dtype)
+    _check_arguments(path, quantize, io_dtype, keep_float)
     model = resolve_model(model_or_path, input_size=input_size)
+    float_layers = selective.resolve(model, keep_float)
     input_shape = static_input_shape(model, batch, input_size)
     images, origin = _sample_images(representative_data, input_shape, quantize, normalization)
     batches = sample_inputs.batches(images, batch)
@@ -195,9 +211,10 @@ def export_tflite(
     report = reports.ExportReport(
         path=path, format="tflite", model=model.name, quantize=quantize, batch=batch, input_shape=input_shape,
         samples=len(batches) * batch if verify else 0, sample_source=origin if verify else "", versions=_versions(),
+        float_layers=float_layers,
     )
     started = time.perf_counter()
-    content, report.ops = convert(model, input_shape, quantize, batches, io_dtype)
+    content, report.ops = convert(model, input_shape, quantize, batches, io_dtype, float_layers)
     report.seconds["convert"] = round(time.perf_counter() - started, 3)
     report.file_bytes = len(content)
 

@@ -12,9 +12,10 @@ FLOAT32_TOLERANCE = 1e-4
 REFERENCE_CHUNK = 16
 
 
-def make_interpreter(path):
-    """A LiteRT interpreter over the file and the runtime's name; `ai_edge_litert` is the
-    runtime phones ship, TensorFlow's own (deprecated) one is the fallback."""
+def make_interpreter(path=None, content=None):
+    """A LiteRT interpreter over the file (or flatbuffer bytes) and the runtime's name;
+    `ai_edge_litert` is the runtime phones ship, TensorFlow's own (deprecated) one is the
+    fallback."""
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -24,7 +25,7 @@ def make_interpreter(path):
 
         Interpreter, runtime = tf.lite.Interpreter, "tf.lite"
     try:
-        interpreter = Interpreter(model_path=path)
+        interpreter = Interpreter(model_path=path, model_content=content)
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ExportError(f"{runtime} cannot load the exported file: {error}") from None

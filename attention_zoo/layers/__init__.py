@@ -25,7 +25,7 @@ from attention_zoo.layers.similarity import (
     ScaledDotSimilarity,
     get_similarity,
 )
-from attention_zoo.layers.spatial_transformer import SpatialTransformer
+from attention_zoo.layers.spatial_transformer import AffineSampler, SpatialTransformer
 from attention_zoo.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "SelectiveKernel",
     "SoftAttentionPooling",
     "SpatialAttention",
+    "AffineSampler",
     "SpatialTransformer",
     "SqueezeExcite",
     "create_attention",

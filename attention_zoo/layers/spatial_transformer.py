@@ -153,6 +153,61 @@ def grid_sample(images, grid, padding_mode="zeros"):
     return ops.reshape(sampled, (-1, out_height, out_width, channels))
 
 
+def params_to_theta(params, transform_type):
+    """(batch, 6) affine or (batch, 3) attention parameters -> (batch, 2, 3) matrices."""
+    params = ops.cast(params, "float32")
+    if transform_type == "attention":
+        return attention_theta(params)
+    return ops.reshape(params, (-1, 2, 3))
+
+
+@register_layer
+class AffineSampler(keras.layers.Layer):
+    """Transform parameters -> theta -> sampling grid -> bilinearly sampled images.
+
+    `call(images, params)` returns `(sampled, theta, grid)`. A layer of its own so that an
+    export can single out this coordinate arithmetic: an int8 tensor cannot hold a coordinate
+    across a whole image to sub-pixel precision (60 pixels in 256 steps is a quarter pixel),
+    which is why `SpatialTransformer` names it in `INT8_SENSITIVE_SUBLAYERS`.
+
+    Args:
+        output_size: (H_out, W_out); None samples at the input's size.
+        transform_type: "affine" (params (batch, 6)) or "attention" ((batch, 3): s, tx, ty).
+        padding_mode: "zeros" or "border" (see `grid_sample`).
+    """
+
+    def __init__(self, output_size=None, transform_type="affine", padding_mode="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if transform_type not in TRANSFORM_TYPES:
+            raise ValueError(f"transform_type must be one of {sorted(TRANSFORM_TYPES)}; got {transform_type!r}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
+        self.output_size = None if output_size is None else _check_size(output_size)
+        self.transform_type = transform_type
+        self.padding_mode = padding_mode
+
+    def _output_size(self, images_shape):
+        return self.output_size or (images_shape[1], images_shape[2])
+
+    def build(self, images_shape, params_shape=None):
+        self.built = True
+
+    def call(self, images, params):
+        theta = params_to_theta(params, self.transform_type)
+        grid = affine_grid(theta, self._output_size(images.shape))
+        return grid_sample(images, grid, self.padding_mode), theta, grid
+
+    def compute_output_shape(self, images_shape, params_shape=None):
+        batch = images_shape[0]
+        height, width = self._output_size(images_shape)
+        return (batch, height, width, images_shape[-1]), (batch, 2, 3), (batch, height, width, 2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(output_size=self.output_size, transform_type=self.transform_type, padding_mode=self.padding_mode)
+        return config
+
+
 @register_layer
 class SpatialTransformer(AttentionLayer):
     """Localisation network -> theta -> sampling grid -> bilinear sampler.
@@ -181,6 +236,11 @@ class SpatialTransformer(AttentionLayer):
     input (x, y) coordinates in [-1, 1] at which each output pixel was sampled}.
     """
 
+    # Sublayers an int8 export keeps in float when asked to (`keep_float="auto"`): a quantised
+    # theta or sampling coordinate moves the whole glimpse by a fraction of a pixel, enough
+    # to change a classifier's answer on a few percent of images.
+    INT8_SENSITIVE_SUBLAYERS = ("regression", "sampler")
+
     def __init__(
         self,
         output_size=None,
@@ -197,8 +257,6 @@ class SpatialTransformer(AttentionLayer):
         super().__init__(**kwargs)
         if transform_type not in TRANSFORM_TYPES:
             raise ValueError(f"transform_type must be one of {sorted(TRANSFORM_TYPES)}; got {transform_type!r}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}")
         if localization_network is not None and not isinstance(localization_network, keras.layers.Layer):
             raise ValueError(
                 "localization_network must be a Keras layer or model mapping images to (batch, features); "
@@ -246,6 +304,7 @@ class SpatialTransformer(AttentionLayer):
             name="regression",
             dtype=dtype,
         )
+        self.sampler = AffineSampler(output_size, transform_type, padding_mode, name="sampler", dtype=dtype)
 
     def _output_size(self, input_shape):
         return self.output_size or (input_shape[1], input_shape[2])
@@ -285,24 +344,25 @@ class SpatialTransformer(AttentionLayer):
                 layer.build(shape)
                 shape = next_shape
         self.regression.build(shape)
+        self.sampler.build(tuple(input_shape), (input_shape[0], self.num_params))
 
-    def localize(self, inputs, training=None):
-        """The (batch, 2, 3) affine matrices the localisation network predicts for `inputs`."""
+    def _params(self, inputs, training=None):
         if self.localization_network is not None:
             features = self.localization_network(inputs, training=training)
         else:
             features = inputs
             for layer in self.localization_layers:
                 features = layer(features)
-        params = ops.cast(self.regression(features), "float32")
-        if self.transform_type == "attention":
-            return attention_theta(params)
-        return ops.reshape(params, (-1, 2, 3))
+        return self.regression(features)
+
+    def localize(self, inputs, training=None):
+        """The (batch, 2, 3) affine matrices the localisation network predicts for `inputs`."""
+        return params_to_theta(self._params(inputs, training=training), self.transform_type)
 
     def attend(self, inputs, training=None):
-        theta = self.localize(inputs, training=training)
-        grid = affine_grid(theta, self._output_size(inputs.shape))
-        return grid_sample(inputs, grid, self.padding_mode), {"theta": theta, "grid": grid}
+        # theta is formed inside the sampler, so that its ops belong to the int8-sensitive part.
+        sampled, theta, grid = self.sampler(inputs, self._params(inputs, training=training))
+        return sampled, {"theta": theta, "grid": grid}
 
     def count_macs(self, input_shape):
         """Localisation convolutions and dense layers, the grid (6 per output pixel) and the
@@ -366,4 +426,4 @@ class SpatialTransformer(AttentionLayer):
         return cls(**config)
 
 
-__all__ = ["SpatialTransformer", "affine_grid", "attention_theta", "grid_sample"]
+__all__ = ["AffineSampler", "SpatialTransformer", "affine_grid", "attention_theta", "grid_sample"]

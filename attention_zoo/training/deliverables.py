@@ -30,14 +30,18 @@ def examples(settings, split, count):
     return np.concatenate(images)[:count], np.concatenate(targets)[:count]
 
 
-def export_best_model(model, run_dir, precisions, representative_images):
+def export_best_model(model, run_dir, precisions, representative_images, keep_float=None):
     """Writes `model_<precision>.tflite` (and its parity report) for each precision;
-    returns {precision: summary}, each summary a path and figures or an error."""
+    returns {precision: summary}, each summary a path and figures or an error.
+    `keep_float` applies to the int8 file (see `export_tflite`)."""
     results = {}
     for precision in precisions:
         path = run_dir / f"model_{precision}.tflite"
         try:
-            report = export_tflite(model, str(path), quantize=precision, representative_data=representative_images)
+            report = export_tflite(
+                model, str(path), quantize=precision, representative_data=representative_images,
+                keep_float=keep_float if precision == "int8" else None,
+            )
         except ExportError as error:
             results[precision] = {"error": str(error)}
             continue
@@ -47,6 +51,7 @@ def export_best_model(model, run_dir, precisions, representative_images):
             "file_bytes": report.file_bytes,
             "max_relative_error": report.max_relative_error,
             "top1_agreement": report.top1_agreement,
+            "float_layers": report.float_layers,
         }
     return results
 

@@ -121,6 +121,8 @@ SCHEMA = {
     "export": {
         "tflite": Field("str_list", ["none", "int8"], "TFLite files of the best model written at the end of a run "
                         "(TF backend): none (float32), float16, dynamic, int8; [] for none"),
+        "keep_float": Field("str", "", "int8 only: layers whose ops stay float32, 'auto' (those the model "
+                            "declares int8-sensitive) or comma-separated layer paths; '' for full integer"),
         "representative_examples": Field("int", 256, "training images (unaugmented) that calibrate int8 and "
                                          "verify every file", minimum=1),
     },

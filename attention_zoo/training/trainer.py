@@ -34,6 +34,7 @@ import numpy as np
 
 import attention_zoo
 from attention_zoo import data as zoo_data
+from attention_zoo.export import selective
 from attention_zoo.training import deliverables
 from attention_zoo.training import distribution as zoo_distribution
 from attention_zoo.training import metrics as zoo_metrics
@@ -739,7 +740,10 @@ class Trainer:
             calibration, _ = deliverables.examples(
                 settings, settings["data"]["train_split"], settings["export"]["representative_examples"]
             )
-            self.report["export"] = deliverables.export_best_model(model, self.run.root, precisions, calibration)
+            keep_float = selective.parse(settings["export"]["keep_float"])
+            self.report["export"] = deliverables.export_best_model(
+                model, self.run.root, precisions, calibration, keep_float
+            )
         if settings["figures"]["attention"]:
             split = settings["data"]["validation_split"] or settings["data"]["test_split"] or settings["data"]["train_split"]
             images, _ = deliverables.examples(settings, split, settings["figures"]["images"])

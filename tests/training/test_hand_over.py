@@ -82,6 +82,28 @@ def test_a_failed_export_is_recorded_and_the_run_keeps_its_model(tmp_path, monke
     assert (tmp_path / "run" / "best.keras").is_file()
 
 
+def test_the_recipes_keep_float_reaches_the_int8_export_only(tmp_path, monkeypatch):
+    from attention_zoo.export import ExportError
+    from attention_zoo.training import deliverables
+
+    calls = {}
+
+    def recording_export(model, path, **options):
+        calls[options["quantize"]] = options["keep_float"]
+        raise ExportError("recorded")
+
+    monkeypatch.setattr(deliverables, "export_tflite", recording_export)
+    recipe = tiny(
+        phases=[{"name": "full", "epochs": 1, "learning_rate": 1e-3}],
+        export={"tflite": ["none", "int8"], "keep_float": "spatial_transformer/sampler, head"},
+        figures={"attention": False},
+    )
+    code, _ = run_cli(["train", str(write_toml(recipe, tmp_path / "r.toml")), "--output", str(tmp_path / "run"),
+                       "--verbose", "0"])
+    assert code == 0
+    assert calls == {"none": None, "int8": ["spatial_transformer/sampler", "head"]}
+
+
 def test_an_unknown_precision_is_a_recipe_error(tmp_path):
     recipe = tiny(export={"tflite": ["int4"]})
     code, output = run_cli(["train", str(write_toml(recipe, tmp_path / "bad.toml")), "--output", str(tmp_path / "run")])
