@@ -12,7 +12,7 @@ measures agreement on its test split, once full-integer and once with the recipe
 [export] keep_float (its spatial transformer's theta and sampler in float32). Timings interleave
 rounds (every runtime once per round) and report medians, so drift of the machine affects
 all alike. Keras runs as a tf.function graph; LiteRT with its default XNNPACK delegate and
-all CPU threads. Sizes: each `.tflite` against the Keras model's float32 weights (a `.keras`
+all CPU threads (LiteRT's own default is one thread). Sizes: each `.tflite` against the Keras model's float32 weights (a `.keras`
 file may also hold optimizer state).
 Targets (issue 6): int8 >= 2x faster than Keras float32 and <= 0.3x its size, with >= 99 %
 top-1 agreement on the quickstart's test data.

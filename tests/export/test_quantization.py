@@ -105,6 +105,25 @@ def test_the_file_runs_in_the_litert_interpreter_alone(se_resnet18_exports):
     assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 10)
 
 
+def test_the_interpreter_uses_every_cpu_unless_told_otherwise(se_resnet18_exports, monkeypatch):
+    """LiteRT left to itself runs (XNNPACK included) on one thread; verification and the
+    latency benchmark would then compare one LiteRT thread against a Keras using them all."""
+    import ai_edge_litert.interpreter
+
+    threads = []
+    real = ai_edge_litert.interpreter.Interpreter
+
+    def recording(*args, num_threads=None, **kwargs):
+        threads.append(num_threads)
+        return real(*args, num_threads=num_threads, **kwargs)
+
+    monkeypatch.setattr(ai_edge_litert.interpreter, "Interpreter", recording)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    make_interpreter(se_resnet18_exports["none"].path)
+    make_interpreter(se_resnet18_exports["none"].path, num_threads=1)
+    assert threads == [3, 1]
+
+
 def test_int8_spatial_transformer_samples_where_the_float_one_does(export_dir):
     """Issue 6: in a full-integer file the sampler read the wrong pixels (the normalised-to-
     pixel coordinate chain got a 0.6-pixel int8 scale on g + 1, and floor() requantised to a
