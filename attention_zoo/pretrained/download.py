@@ -15,6 +15,24 @@ from attention_zoo.pretrained.checkpoints import sniff_format
 from attention_zoo.pretrained.errors import ChecksumError, CorruptWeightsError, WeightsDownloadError
 
 _CHUNK = 1 << 20
+PROJECT_SCHEME = "project://"
+# Weights this project trains are committed to the repository (weights/), next to the package.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def resolve_url(entry):
+    """The URL to fetch: `project://weights/x.weights.h5` is the file of the project's source
+    tree (a checkout, or an editable install); anything else is itself."""
+    if not entry.url.startswith(PROJECT_SCHEME):
+        return entry.url
+    path = os.path.join(PROJECT_ROOT, *entry.url[len(PROJECT_SCHEME):].split("/"))
+    if not os.path.isfile(path):
+        raise WeightsDownloadError(
+            f"{entry.name}: {entry.url} is a file of the attention_zoo repository ({path} is missing): these "
+            "weights ship with a source checkout (pip install -e .), not with a wheel. Copy the file from the "
+            "repository's weights/ folder and pass its path as weights=."
+        )
+    return "file://" + path
 
 
 def sha256_of(path):
@@ -67,7 +85,7 @@ def fetch(entry, root):
             remove_quietly(final_path)  # damaged or outdated cache entry: fetch it again
     temporary = temporary_name(final_path)
     try:
-        _download(entry.url, temporary, entry, final_path)
+        _download(resolve_url(entry), temporary, entry, final_path)
         digest = check_file(temporary, entry, final_path)
         os.replace(temporary, final_path)
     finally:

@@ -23,7 +23,7 @@ FILE_FORMATS = ("safetensors", "pytorch", "keras")
 CONVERTERS = ("timm", "official_cbam", None)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_URL_SCHEMES = ("https://", "http://", "file://")
+_URL_SCHEMES = ("https://", "http://", "file://", "project://")
 
 
 @dataclasses.dataclass(frozen=True)

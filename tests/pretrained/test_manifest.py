@@ -82,8 +82,11 @@ def test_checksums_are_stated_by_their_source_or_absent():
                 assert entry.url.endswith(f"-{entry.sha256_prefix}.pth")
 
 
-def test_reported_accuracy_and_preprocessing_are_recorded_for_every_entry():
+def test_reported_accuracy_and_imagenet_preprocessing_are_recorded_for_every_published_checkpoint():
+    # The project's own small weights (weights/, tested in test_shipped_weights.py) are not ImageNet models.
     for entry in all_entries():
+        if entry.url.startswith("project://"):
+            continue
         assert entry.reported and entry.reported_source
         assert 60 < entry.top1 < 90, entry.name
         prep = entry.preprocessing

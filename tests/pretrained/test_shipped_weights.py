@@ -1,0 +1,77 @@
+"""Weights this project trained and ships in weights/: each manifest entry's file is there with
+its checksum, loads by tag through `attention_zoo.get`, and still does what its entry reports
+on the embedded data it was trained for."""
+
+import numpy as np
+import pytest
+
+import attention_zoo
+from attention_zoo import pretrained
+from attention_zoo.pretrained import download
+from attention_zoo.pretrained.manifest import load_manifest
+
+SHIPPED = sorted(
+    (entry.model, entry.tag)
+    for model_weights in load_manifest().values()
+    for entry in model_weights.weights.values()
+    if entry.url.startswith(download.PROJECT_SCHEME)
+)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTENTION_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def recipe_examples(recipe, count):
+    from attention_zoo.training import load_recipe
+    from attention_zoo.training.deliverables import examples
+
+    images, targets = examples(load_recipe(recipe).settings, "test", count)
+    # Class labels: one-hot for classification, a (H, W, 1) class map for segmentation.
+    return images, targets[..., 0] if targets.shape[-1] == 1 else np.argmax(targets, axis=-1)
+
+
+def test_the_project_ships_its_trained_weights():
+    assert ("stn_cnn", "cluttered_digits") in SHIPPED
+    assert ("attention_unet", "shapes") in SHIPPED
+
+
+@pytest.mark.parametrize("model, tag", SHIPPED)
+def test_each_shipped_file_is_in_weights_with_the_manifests_checksum(model, tag):
+    entry = pretrained.manifest.resolve(model, tag)
+    path = download.resolve_url(entry)[len("file://"):]
+    assert path.endswith(f"weights/{model}.{tag}.weights.h5")
+    assert download.sha256_of(path) == entry.sha256
+    assert entry.license and entry.file_format == "keras"
+
+
+def test_the_quickstart_stn_loads_by_tag_and_reads_the_test_digits():
+    model = attention_zoo.get("stn_cnn", num_classes=10, input_shape=(60, 60, 1), weights="cluttered_digits")
+    images, labels = recipe_examples("quickstart", 400)
+
+    accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
+
+    reported = pretrained.manifest.resolve("stn_cnn", "cluttered_digits").reported[0]["top1"] / 100
+    assert model.pretrained_weights.verified
+    assert accuracy > reported - 0.05, f"{accuracy:.3f} on 400 test digits; the entry reports {reported:.3f}"
+
+
+def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
+    model = attention_zoo.get(
+        "attention_unet", base_filters=16, num_classes=4, input_shape=(64, 64, 3), weights="shapes"
+    )
+    images, masks = recipe_examples("attention_unet_shapes", 64)
+
+    predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
+    ious = []
+    for label in range(4):
+        union = np.sum((predicted == label) | (masks == label))
+        ious.append(np.sum((predicted == label) & (masks == label)) / union)
+    assert np.mean(ious) > 0.85, f"mean IoU {np.mean(ious):.3f} on 64 test images; the run measured 0.918"
+
+
+def test_without_a_source_checkout_the_error_says_where_the_file_lives(monkeypatch, tmp_path):
+    monkeypatch.setattr(download, "PROJECT_ROOT", str(tmp_path))
+    with pytest.raises(Exception, match="weights ship with a source checkout"):
+        attention_zoo.get("stn_cnn", num_classes=10, input_shape=(60, 60, 1), weights="cluttered_digits")
