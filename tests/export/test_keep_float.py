@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import attention_zoo
-from attention_zoo.export import ExportError, export_tflite, make_interpreter, selective
+from attention_zoo.export import ExportError, export_tflite, make_interpreter, selective, verify
 
 
 def fixed_theta_transformer():
@@ -31,13 +31,7 @@ def fixed_theta_transformer():
 
 def run_file(path, images):
     interpreter, _ = make_interpreter(path)
-    (image_input,), (output,) = interpreter.get_input_details(), interpreter.get_output_details()
-    results = []
-    for image in images:
-        interpreter.set_tensor(image_input["index"], image[None])
-        interpreter.invoke()
-        results.append(interpreter.get_tensor(output["index"])[0])
-    return np.array(results)
+    return verify.run_file(interpreter, [image[None] for image in images])[0]
 
 
 def test_auto_keeps_a_spatial_transformers_theta_and_sampler_float_and_the_rest_int8(export_dir):
