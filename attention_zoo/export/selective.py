@@ -87,14 +87,15 @@ def float_tensor_names(tensor_names, paths):
     ]
 
 
-def quantize_keeping_float(converter, float_content, paths, io_dtype):
+def quantize_keeping_float(converter, float_converter, paths, io_dtype):
     """Calibrates and quantises through `converter` (set up for int8) but leaves the ops of
-    `paths` in float32; returns the flatbuffer bytes."""
+    `paths` in float32; returns the flatbuffer bytes. `float_converter` converts the same
+    graph without quantisation: its tensor names locate the ops of `paths`."""
     import tensorflow as tf
 
     if io_dtype not in ("int8", "float32"):
         raise ExportError(f"keep_float supports io_dtype 'int8' or 'float32'; got {io_dtype!r}")
-    interpreter, _ = make_interpreter(content=float_content)
+    interpreter, _ = make_interpreter(content=float_converter.convert())
     names = float_tensor_names([detail["name"] for detail in interpreter.get_tensor_details()], paths)
     if not names:
         raise ExportError(f"no ops of the layers {paths} are in the converted graph; nothing would stay float")

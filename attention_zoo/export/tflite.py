@@ -70,8 +70,8 @@ def convert(model, input_shape, quantize="none", calibration=None, io_dtype="int
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             converter = _converter(model, input_shape, quantize, calibration, io_dtype)
             if float_layers:
-                float_content = _converter(model, input_shape, "none", None, None).convert()
-                content = selective.quantize_keeping_float(converter, float_content, float_layers, io_dtype)
+                float_converter = _converter(model, input_shape, "none", None, None)
+                content = selective.quantize_keeping_float(converter, float_converter, float_layers, io_dtype)
             else:
                 content = converter.convert()
     except ConverterError as error:

@@ -8,6 +8,7 @@ import pytest
 import attention_zoo
 from attention_zoo import pretrained
 from attention_zoo.pretrained import download
+from attention_zoo.pretrained.errors import WeightsDownloadError
 from attention_zoo.pretrained.manifest import load_manifest
 
 SHIPPED = sorted(
@@ -73,5 +74,5 @@ def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
 
 def test_without_a_source_checkout_the_error_says_where_the_file_lives(monkeypatch, tmp_path):
     monkeypatch.setattr(download, "PROJECT_ROOT", str(tmp_path))
-    with pytest.raises(Exception, match="weights ship with a source checkout"):
+    with pytest.raises(WeightsDownloadError, match="weights ship with a source checkout"):
         attention_zoo.get("stn_cnn", num_classes=10, input_shape=(60, 60, 1), weights="cluttered_digits")
