@@ -9,6 +9,20 @@ from attention_zoo.layers.conv_bn import ConvBN, pytorch_batchnorm
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 
+def _softmax_across_paths(path_logits):
+    """Softmax over a list of equally shaped logits: the per-path weights, summing to one."""
+    if len(path_logits) == 2:
+        # Two-way softmax is a sigmoid of the difference: one op that int8 handles well.
+        first = ops.sigmoid(path_logits[0] - path_logits[1])
+        return [first, 1.0 - first]
+    peak = path_logits[0]
+    for logits in path_logits[1:]:
+        peak = ops.maximum(peak, logits)
+    exponentials = [ops.exp(logits - peak) for logits in path_logits]
+    total = exponentials[0]
+    for exponential in exponentials[1:]:
+        total = total + exponential
+    return [exponential / total for exponential in exponentials]
 
 
 @register_layer
@@ -135,12 +149,18 @@ class SelectiveKernel(AttentionLayer):
         for path in paths[1:]:
             pooled = pooled + ops.mean(path, axis=(1, 2))
         descriptor = ops.relu(self.attention_bn(self.attention_reduce(pooled), training=training))
-        logits = ops.reshape(self.attention_select(descriptor), (-1, self.num_paths, self.filters))
-        weights = ops.softmax(logits, axis=1)
-        output = paths[0] * weights[:, 0, None, None, :]
-        for index in range(1, self.num_paths):
-            output = output + paths[index] * weights[:, index, None, None, :]
-        return output, weights
+        logits = self.attention_select(descriptor)
+        # Path-major logits are split, not reshaped to (batch, M, C): a softmax over a middle
+        # axis and per-path slices of it become transposes and 5-D slices in a LiteRT file,
+        # which XNNPACK leaves undelegated, cutting the graph into a partition per block.
+        path_weights = _softmax_across_paths(
+            [logits[:, index * self.filters : (index + 1) * self.filters] for index in range(self.num_paths)]
+        )
+        output = None
+        for path, weights in zip(paths, path_weights):
+            weighted = path * ops.reshape(weights, (-1, 1, 1, self.filters))
+            output = weighted if output is None else output + weighted
+        return output, ops.stack(path_weights, axis=1)
 
     def count_macs(self, input_shape):
         output_shape = self.compute_output_shape(input_shape)
