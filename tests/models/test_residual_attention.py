@@ -296,11 +296,51 @@ def test_cifar_models_take_32x32_images_with_stages_at_32_16_8(attention56_cifar
         attention_zoo.feature_model(attention56_cifar)
 
 
-def test_cifar_parameter_counts_are_those_documented_for_the_layout(attention56_cifar):
-    # No official CIFAR definition exists; these pin the layout described in presets.py.
-    assert attention_zoo.count_params(attention56_cifar) == 1_148_826
-    assert attention_zoo.count_params(attention_zoo.get("attention92_cifar", num_classes=10)) == 2_451_226
+def trunk_depth(model):
+    """Weighted layers on the trunk: the stem conv, 3 per unit outside the mask branches, the FC."""
+    mask_units = ("_down", "_bottom", "_skip", "_up")
+    units = [
+        layer.name
+        for layer in model.layers
+        if layer.name.endswith("_conv3") and not any(part in layer.name for part in mask_units)
+    ]
+    return 1 + 3 * len(units) + 1
+
+
+def test_networks_are_as_deep_as_their_names(attention56):
+    # Both layouts have 36m + 20 trunk layers, m the modules per stage (on average on ImageNet).
+    assert trunk_depth(attention56) == 56
+
+
+def test_cifar_layout_is_the_papers_with_equal_modules_and_two_units_per_stage(attention56_cifar):
+    # Section 4.1: the same number m of modules in each of the three stages, plus two units per
+    # stage, so 36m + 20 trunk layers; no last stage after the 8 px one.
+    attention92_cifar = attention_zoo.get("attention92_cifar", num_classes=10)
+    for model, modules, depth in [(attention56_cifar, 1, 56), (attention92_cifar, 2, 92)]:
+        assert trunk_depth(model) == depth
+        per_stage = [len([m for m in attention_layers(model) if m.name.startswith(f"stage{s}_")]) for s in (1, 2, 3)]
+        assert per_stage == [modules] * 3
+        for stage in (1, 2, 3):
+            # The closing unit follows the last module and ends the stage.
+            closing = model.get_layer(f"stage{stage}_post_unit_bn1")
+            assert closing.input is model.get_layer(f"stage{stage}_module{modules}_post_add").output
+            stage_end = model.get_layer(f"stage{stage}_stride{2 ** (stage - 1)}_output")
+            assert stage_end.input is model.get_layer(f"stage{stage}_post_unit_add").output
+        assert not [layer.name for layer in model.layers if layer.name.startswith("stage4_unit")]
+    # Parameters fixed by the paper's counts, not by the text: 1.9 M reported for Attention-92.
+    assert attention_zoo.count_params(attention56_cifar) == 1_030_362
+    assert attention_zoo.count_params(attention92_cifar) == 1_841_242
+    assert attention_zoo.count_params(attention92_cifar) == pytest.approx(1.9e6, rel=0.05)
+    for name, model in [("attention56_cifar", attention56_cifar), ("attention92_cifar", attention92_cifar)]:
+        info = attention_zoo.model_info(name)
+        assert info.params == attention_zoo.count_params(model)
+        assert info.gmacs == pytest.approx(attention_zoo.count_macs(model) / 1e9, rel=1e-9)
     assert attention_zoo.model_info("attention92_cifar").reported["cifar10_error"] == 4.99
+
+
+def test_a_network_without_a_last_stage_needs_its_width_and_stride_unchanged():
+    with pytest.raises(ValueError, match="final_units=0"):
+        attention_zoo.get("attention56", final_units=0)
 
 
 def test_config_and_keras_file_round_trips_keep_outputs_and_masks(attention56_cifar, tmp_path):

@@ -5,8 +5,9 @@ ImageNet layout (official deploy prototxts): stem 7x7/2 conv 64 -> BN-ReLU -> 3x
 projection unit (stride 2 from the second stage on) followed by its Attention Modules; a last
 stage of 3 units at stride 32 (2048 channels); BN-ReLU -> global average pool -> FC.
 
-CIFAR layout (the paper gives no exact definition; see `presets` for the one used here): a
-3x3 conv stem at stride 1 and attention stages at 32, 16 and 8 px.
+CIFAR layout (paper, section 4.1; no prototxt was released, see `presets`): a 3x3 conv stem at
+stride 1; three attention stages at 32, 16 and 8 px, each of a projection unit, m Attention
+Modules and one more unit; no last stage: BN-ReLU -> global average pool -> FC.
 """
 
 import dataclasses
@@ -14,7 +15,13 @@ import dataclasses
 import keras
 
 from attention_zoo.models.common import classifier_head, model_inputs
-from attention_zoo.models.residual_attention.blocks import attention_module, bn_relu, conv, preact_unit
+from attention_zoo.models.residual_attention.blocks import (
+    attention_module,
+    bn_relu,
+    conv,
+    preact_unit,
+    preact_units,
+)
 from attention_zoo.models.residual_attention.layers import ATTENTION_TYPES, BN_EPSILON, BN_MOMENTUM, CaffeMaxPool2D
 
 STEMS = ("imagenet", "cifar")
@@ -29,7 +36,10 @@ class ResidualAttentionSpec:
     skips: skip connections of the mask branches per stage; a mask pools skips + 1 times.
     channels: output channels of the three attention stages and of the last stage; every unit's
         bottleneck is a quarter of its output.
-    final_units, final_stride: the last stage's units and the stride of its first one.
+    post_units: units closing each attention stage, after its modules (0 in the official
+        ImageNet models; 1 in the paper's CIFAR networks, which add two units to every stage).
+    final_units, final_stride: the last stage's units and the stride of its first one; 0 units
+        (the CIFAR networks) leave the network without a last stage.
     stem: "imagenet" (7x7/2 conv, BN-ReLU, 3x3/2 max pool) or "cifar" (3x3 conv, stride 1).
     stem_channels: width of the stem convolution.
     p, t, r: units before and after each module, in its trunk, and per mask scale.
@@ -45,6 +55,7 @@ class ResidualAttentionSpec:
     modules: tuple = (1, 1, 1)
     skips: tuple = (2, 1, 0)
     channels: tuple = (256, 512, 1024, 2048)
+    post_units: int = 0
     final_units: int = 3
     final_stride: int = 2
     stem: str = "imagenet"
@@ -73,8 +84,14 @@ class ResidualAttentionSpec:
             )
         if min(self.p, self.t, self.r) < 1 or min(self.modules) < 0 or min(self.skips) < 0:
             raise ValueError("p, t and r must be at least 1; modules and skips at least 0")
-        if self.final_stride not in (1, 2) or self.final_units < 1:
-            raise ValueError("final_stride must be 1 or 2 and final_units at least 1")
+        if self.final_stride not in (1, 2) or self.final_units < 0 or self.post_units < 0:
+            raise ValueError("final_stride must be 1 or 2; final_units and post_units at least 0")
+        if not self.final_units and (self.final_stride, self.channels[3]) != (1, self.channels[2]):
+            # Without a last stage its stride and width would silently go unused.
+            raise ValueError(
+                "with final_units=0 the network ends with the third stage: final_stride must be 1 and "
+                f"channels[3] equal to channels[2]; got final_stride={self.final_stride}, channels={self.channels!r}"
+            )
 
     @property
     def stage_strides(self):
@@ -155,6 +172,7 @@ def build_residual_attention_features(inputs, spec):
                 align_corners=spec.align_corners,
                 mask_epsilon=spec.mask_epsilon,
             )
+        x = preact_units(x, channels, spec.post_units, f"stage{stage}_post_unit")
         x = _stage_output(x, spec, stage)
     for unit in range(spec.final_units):
         strides = spec.final_stride if unit == 0 else 1

@@ -63,7 +63,8 @@ def preact_unit(x, filters, name, strides=1):
     return keras.layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def _units(x, filters, count, name):
+def preact_units(x, filters, count, name):
+    """`count` units of width `filters`, numbered `{name}_{i}` when there is more than one."""
     for index in range(count):
         x = preact_unit(x, filters, f"{name}_{index + 1}" if count > 1 else name)
     return x
@@ -88,27 +89,27 @@ def attention_module(
     (an `AttentionLayer` built with `return_attention=True`).
     """
     channels = x.shape[-1]
-    x = _units(x, channels, p, f"{name}_pre")
+    x = preact_units(x, channels, p, f"{name}_pre")
 
-    trunk = _units(x, channels, t, f"{name}_trunk")
+    trunk = preact_units(x, channels, t, f"{name}_trunk")
 
     down = []
     y = x
     for level in range(1, skips + 2):
         y = CaffeMaxPool2D(name=f"{name}_pool{level}")(y)
-        y = _units(y, channels, r, f"{name}_down{level}")
+        y = preact_units(y, channels, r, f"{name}_down{level}")
         down.append(y)
     # The smallest scale gets the r units of the way up too (2r in all).
-    y = _units(y, channels, r, f"{name}_bottom")
+    y = preact_units(y, channels, r, f"{name}_bottom")
     for level in range(skips, 0, -1):
         skip = preact_unit(down[level - 1], channels, f"{name}_skip{level}")
         y = ResizeLike(align_corners, name=f"{name}_upsample{level + 1}")([y, skip])
         y = keras.layers.Add(name=f"{name}_merge{level}")([skip, y])
-        y = _units(y, channels, r, f"{name}_up{level}")
+        y = preact_units(y, channels, r, f"{name}_up{level}")
     y = ResizeLike(align_corners, name=f"{name}_upsample1")([y, trunk])
 
     mask_layer = AttentionMask(
         channels, attention_type=attention_type, epsilon=mask_epsilon, return_attention=True, name=f"{name}_attention"
     )
     fused, _ = mask_layer([trunk, y])
-    return _units(fused, channels, p, f"{name}_post")
+    return preact_units(fused, channels, p, f"{name}_post")
