@@ -10,5 +10,6 @@ python -m pip install -q --upgrade pip
 # unpinned one pulls a newer, CUDA torch. (Its compiled operators do not load against the CPU
 # torch; tests/pretrained/conftest.py registers the two that importing timm touches.)
 python -m pip install -q "torch==2.13.0" "torchvision==0.28.0"
-python -m pip install -q -e ".[test,jax,parity]"
+# onnx: tests/export/test_onnx.py exports through tf2onnx / torch.onnx and runs onnxruntime.
+python -m pip install -q -e ".[test,jax,parity,onnx]"
 bash tests/run.sh

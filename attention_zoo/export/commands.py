@@ -21,6 +21,7 @@ examples:
   attention-zoo export runs/quickstart/best.keras --quantize int8 --keep-float auto \
       --representative-data digits.npy -o stn_int8.tflite
   attention-zoo export se_resnet50 --format saved_model -o se_resnet50_savedmodel
+  attention-zoo export se_resnet50 --format onnx -o se_resnet50.onnx
 
 LiteRT files use builtin ops only and are verified after writing: the file runs in the
 LiteRT interpreter on the representative data (else random images) and a float32 file must
@@ -30,7 +31,8 @@ output (--io-dtype uint8 or float32 to change); it needs --representative-data, 
 (auto: those the model declares int8-sensitive, such as a spatial transformer's sampler),
 with their conversions at the boundaries; all ops stay builtins. The report (parity, quantisation scales and zero
 points, ops, size) is written next to the file as OUT.json. A failed export writes nothing.
-Needs KERAS_BACKEND=tensorflow (the default here).
+Needs KERAS_BACKEND=tensorflow (the default here). ONNX (pip install 'attention_zoo[onnx]')
+also exports on KERAS_BACKEND=torch; the file runs in onnxruntime and must match to 1e-4.
 
 exit status: 0 exported and verified, 2 bad arguments, unsupported op or parity failure.
 """
@@ -66,6 +68,8 @@ def _export(args):
         raise ValueError("--quantize, --representative-data, --io-dtype and --keep-float apply to --format tflite")
     if args.format == "tflite":  # before minutes of model building
         export.source.require_tensorflow("TFLite export")
+    elif args.format == "onnx":
+        export.formats.require_onnx(verify=not args.no_verify)
     is_name = not (args.model.endswith(".keras") or os.path.isfile(args.model))
     model = export.resolve_model(
         args.model,

@@ -1,8 +1,8 @@
 """`attention-zoo export` and the SavedModel / ONNX formats."""
 
-import importlib.util
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 
 import attention_zoo
 from attention_zoo import cli
-from attention_zoo.export import ExportError, export_model
+from attention_zoo.export import export_model
 
 
 def test_cli_exports_a_registered_model_and_prints_its_parity(export_dir, capsys):
@@ -75,15 +75,23 @@ def test_saved_model_goes_through_keras_export_and_is_verified(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["cnn_savedmodel", "cnn_savedmodel.json"]
 
 
-def test_onnx_goes_through_keras_export_or_says_what_is_missing(tmp_path):
-    model = attention_zoo.get("cnn_cluttered", num_classes=10)
-    if importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnx") is None:
-        with pytest.raises(ExportError, match="onnx export needs a package that is not installed"):
-            export_model(model, tmp_path / "cnn.onnx", format="onnx")
-        assert not os.listdir(tmp_path)
-    else:
-        report = export_model(model, tmp_path / "cnn.onnx", format="onnx")
-        assert report.file_bytes == os.path.getsize(tmp_path / "cnn.onnx")
+def test_cli_exports_onnx_verified_in_onnxruntime(export_dir, capsys):
+    path = export_dir / "cnn.onnx"
+    assert cli.main(["export", "cnn_cluttered", "--num-classes", "10", "--format", "onnx", "-o", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {path} (onnx, none" in printed and "onnxruntime): max relative error" in printed
+    report = json.loads((export_dir / "cnn.onnx.json").read_text())
+    assert report["verified"] and report["max_relative_error"] <= 1e-4
+    assert report["file_bytes"] == os.path.getsize(path)
+
+
+def test_cli_onnx_without_its_packages_says_what_to_install_before_building(export_dir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as on a machine without the onnx extra
+    monkeypatch.setattr(attention_zoo, "get", lambda *args, **kwargs: pytest.fail("built a model it cannot export"))
+    path = export_dir / "cnn.onnx"
+    assert cli.main(["export", "cnn_cluttered", "--format", "onnx", "-o", str(path)]) == 2
+    assert "needs tf2onnx, which is not installed: pip install 'attention_zoo[onnx]'" in capsys.readouterr().err
+    assert not os.listdir(export_dir)
 
 
 def test_cli_help_lists_the_command():
