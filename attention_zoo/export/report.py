@@ -19,6 +19,8 @@ class ExportReport:
     inputs / outputs: name, shape, dtype and, for quantised tensors, `scale` and
         `zero_point` (real = scale * (q - zero_point)).
     float_layers: layers whose ops an int8 file keeps in float32 (`keep_float`).
+    delegation: how LiteRT's XNNPACK delegate took the file (`verify.delegation`): its
+        partitions and the op types it left to LiteRT's reference kernels.
     """
 
     path: str
@@ -32,6 +34,7 @@ class ExportReport:
     outputs: list = dataclasses.field(default_factory=list)
     ops: list = dataclasses.field(default_factory=list)
     float_layers: list = dataclasses.field(default_factory=list)
+    delegation: dict = dataclasses.field(default_factory=dict)
     verified: bool = False
     runtime: str = ""
     samples: int = 0

@@ -134,6 +134,7 @@ def _versions():
 
 def _verify(report, model, staged, batches, quantize):
     interpreter, report.runtime = verification.make_interpreter(staged)
+    report.delegation = verification.delegation(interpreter)
     report.inputs = [verification.tensor_summary(d) for d in interpreter.get_input_details()]
     report.outputs = [verification.tensor_summary(d) for d in interpreter.get_output_details()]
     if not batches:

@@ -37,6 +37,33 @@ def make_interpreter(path=None, content=None, num_threads=None):
     return interpreter, runtime
 
 
+def delegation(interpreter):
+    """How LiteRT's CPU delegate (XNNPACK) took the graph: {"partitions": the number of
+    delegated subgraphs, "undelegated_ops": {op type: count} of the ops left to LiteRT's own
+    kernels}. One partition and nothing undelegated is the fast case: every op left behind
+    runs unaccelerated and cuts the graph, with a hand-over between runtimes at each cut."""
+    # The Python API does not expose the execution plan. The ops it lists are the original
+    # ones plus one DELEGATE op per partition, so an op is undelegated when it produces a
+    # tensor that a partition or the graph's output reads and no partition produces, or one
+    # that such an op reads.
+    ops = interpreter._get_ops_details()
+    partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+    delegated_outputs = {int(t) for op in partitions for t in op["outputs"]}
+    producers = {int(t): op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    pending = {int(t) for op in partitions for t in op["inputs"]}
+    pending |= {int(detail["index"]) for detail in interpreter.get_output_details()}
+    undelegated, seen = {}, set()
+    while pending:
+        tensor = pending.pop()
+        op = producers.get(tensor)
+        if tensor in delegated_outputs or op is None or op["index"] in seen:
+            continue
+        seen.add(op["index"])
+        undelegated[op["op_name"]] = undelegated.get(op["op_name"], 0) + 1
+        pending |= {int(t) for t in op["inputs"] if t >= 0}
+    return {"partitions": len(partitions), "undelegated_ops": dict(sorted(undelegated.items()))}
+
+
 def _quantization(detail):
     scale, zero_point = detail["quantization"]
     return (float(scale), int(zero_point)) if scale else None
