@@ -42,10 +42,12 @@ class EfficientChannelAttention(AttentionLayer):
         )
 
     def attend(self, inputs, training=None):
-        pooled = ops.mean(inputs, axis=(1, 2))[:, :, None]
+        # Reshapes, not [:, :, None] / [:, :, 0] indexing: LiteRT turns those into strided
+        # slices, which XNNPACK leaves undelegated, splitting the graph at every block.
+        pooled = ops.reshape(ops.mean(inputs, axis=(1, 2)), (-1, self.channels, 1))
         logits = ops.conv(pooled, ops.cast(self.kernel, pooled.dtype), padding="same")
-        gates = ops.sigmoid(logits[:, :, 0])
-        return inputs * gates[:, None, None, :], gates
+        gates = ops.sigmoid(ops.reshape(logits, (-1, self.channels)))
+        return inputs * ops.reshape(gates, (-1, 1, 1, self.channels)), gates
 
     def count_macs(self, input_shape):
         return self.channels * self.kernel_size

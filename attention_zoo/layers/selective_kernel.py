@@ -9,6 +9,14 @@ from attention_zoo.layers.conv_bn import ConvBN, pytorch_batchnorm
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 
+def _subsample(feature_map, stride):
+    """Every `stride`-th row and column, as a 1x1 depthwise convolution with unit weights: a
+    strided slice would be the same values, but XNNPACK does not delegate strided slices, so
+    in a LiteRT file it would split the graph around each strided SK block."""
+    unit_kernel = ops.ones((1, 1, feature_map.shape[-1], 1), dtype=feature_map.dtype)
+    return ops.depthwise_conv(feature_map, unit_kernel, strides=stride, padding="valid")
+
+
 def _softmax_across_paths(path_logits):
     """Softmax over a list of equally shaped logits: the per-path weights, summing to one."""
     if len(path_logits) == 2:
@@ -132,10 +140,10 @@ class SelectiveKernel(AttentionLayer):
             pad = dilation * (self.kernel_size - 1) // 2
             x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
             if dilation > 1 and dilation % self.strides == 0:
-                x = x[:, :: self.strides, :: self.strides, :]
+                x = _subsample(x, self.strides)
         if self.strides > 1 and dilation > 1 and dilation % self.strides:
             # BN and ReLU act per position, so subsampling after them equals subsampling before.
-            return self.paths[index](x, training=training)[:, :: self.strides, :: self.strides, :]
+            return _subsample(self.paths[index](x, training=training), self.strides)
         return self.paths[index](x, training=training)
 
     def attend(self, inputs, training=None):
