@@ -58,13 +58,18 @@ class CaffeMaxPool2D(keras.layers.Layer):
         return (input_shape[0], height // 2, width // 2, input_shape[3])
 
 
-def _align_corners_taps(in_size, out_size):
-    """Source indices and weights of align-corners bilinear interpolation along one axis."""
+def _align_corners_matrix(in_size, out_size):
+    """(in_size, out_size) matrix of align-corners bilinear interpolation along one axis: column
+    o holds the weights of the two source pixels of output pixel o."""
     scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
     position = np.arange(out_size, dtype="float64") * scale
-    lower = np.minimum(np.floor(position).astype("int32"), in_size - 1)
+    lower = np.minimum(np.floor(position).astype("int64"), in_size - 1)
     upper = np.minimum(lower + 1, in_size - 1)
-    return lower, upper, (position - lower).astype("float32")
+    weight = position - lower
+    matrix = np.zeros((in_size, out_size), dtype="float64")
+    np.add.at(matrix, (lower, np.arange(out_size)), 1.0 - weight)
+    np.add.at(matrix, (upper, np.arange(out_size)), weight)
+    return matrix.astype("float32")
 
 
 @register_layer
@@ -73,8 +78,10 @@ class ResizeLike(keras.layers.Layer):
 
     Args:
         align_corners: True reproduces the official Caffe `Interp` layer, which maps corner
-            pixels onto corner pixels (PyTorch `align_corners=True`); it is written as two
-            gathers and a blend per axis, which LiteRT runs with builtin ops. False uses
+            pixels onto corner pixels (PyTorch `align_corners=True`); it is written as a
+            product with the constant interpolation matrix per axis, which LiteRT runs as
+            FULLY_CONNECTED ops that XNNPACK takes in float32 and int8 (gathers it leaves to
+            LiteRT's reference kernels, splitting the graph at every mask). False uses
             `keras.ops.image.resize` (half-pixel centres, PyTorch `align_corners=False`,
             TensorFlow 2's `tf.image.resize`).
     """
@@ -89,25 +96,27 @@ class ResizeLike(keras.layers.Layer):
         _static_size(self, input_shape[0])
         _static_size(self, input_shape[1])
 
-    def _resize_axis(self, x, axis, out_size):
-        in_size = x.shape[axis]
+    def _resize_last_axis(self, x, out_size):
+        in_size = x.shape[-1]
         if in_size == out_size:
             return x
-        lower, upper, weight = _align_corners_taps(in_size, out_size)
-        shape = [1, 1, 1, 1]
-        shape[axis] = out_size
-        weight = ops.cast(ops.reshape(ops.convert_to_tensor(weight), shape), x.dtype)
-        low = ops.take(x, ops.convert_to_tensor(lower), axis=axis)
-        high = ops.take(x, ops.convert_to_tensor(upper), axis=axis)
-        return low + (high - low) * weight
+        matrix = ops.cast(ops.convert_to_tensor(_align_corners_matrix(in_size, out_size)), x.dtype)
+        # A rank-2 product with a constant right operand converts to one FULLY_CONNECTED op.
+        resized = ops.matmul(ops.reshape(x, (-1, in_size)), matrix)
+        return ops.reshape(resized, (-1, *x.shape[1:-1], out_size))
+
+    def _align_corners_resize(self, x, height, width):
+        x = self._resize_last_axis(ops.transpose(x, (0, 2, 3, 1)), height)  # rows last: (b, w, c, H)
+        x = self._resize_last_axis(ops.transpose(x, (0, 3, 2, 1)), width)  # columns last: (b, H, c, W)
+        return ops.transpose(x, (0, 1, 3, 2))
 
     def call(self, inputs):
         x, reference = inputs
         height, width = _static_size(self, reference.shape)
-        if self.align_corners:
-            return self._resize_axis(self._resize_axis(x, 1, height), 2, width)
         if tuple(x.shape[1:3]) == (height, width):
             return x
+        if self.align_corners:
+            return self._align_corners_resize(x, height, width)
         return ops.image.resize(x, (height, width), interpolation="bilinear", antialias=False)
 
     def compute_output_shape(self, input_shape):
