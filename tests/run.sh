@@ -14,7 +14,7 @@ run() {
   summary+=("$backend: exit $code")
   [ $code -eq 0 ] || status=1
 }
-run tensorflow tests -m "not parity" -n 2 -q -p no:cacheprovider
+run tensorflow tests -m "not parity" -n 2 -q -p no:cacheprovider --durations=15
 # Parity with timm and the official CBAM/BAM code: its own pass, as it imports torch next to TF.
 run tensorflow tests -m parity -q -p no:cacheprovider
 run jax tests -m every_backend -q -p no:cacheprovider
