@@ -6,6 +6,7 @@ from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
 from attention_zoo.layers.conv_bn import pytorch_batchnorm
+from attention_zoo.layers.pooling import global_pool
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 _COMBINES = ("product", "sum")
@@ -70,7 +71,7 @@ class BottleneckAttention(AttentionLayer):
         self.spatial_out.build(hidden_map)
 
     def attend(self, inputs, training=None):
-        channel = self.channel_reduce(ops.mean(inputs, axis=(1, 2)))
+        channel = self.channel_reduce(global_pool(inputs))
         channel = self.channel_expand(ops.relu(self.channel_bn(channel, training=training)))
         spatial = ops.relu(self.spatial_reduce_bn(self.spatial_reduce(inputs), training=training))
         for conv, bn in zip(self.spatial_convs, self.spatial_bns):

@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
+from attention_zoo.layers.pooling import conv_to_one_channel, global_pool
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 _POOL_ORDERS = ("max_mean", "mean_max")
@@ -43,7 +44,7 @@ class ChannelAttention(AttentionLayer):
         self.expand.build((None, self.hidden_channels))
 
     def gates(self, inputs):
-        hidden = self.reduce(ops.mean(inputs, axis=(1, 2))) + self.reduce(ops.max(inputs, axis=(1, 2)))
+        hidden = self.reduce(global_pool(inputs, "mean")) + self.reduce(global_pool(inputs, "max"))
         # expand is linear, so expand(a) + expand(b) = expand(a + b) plus its bias once more.
         logits = self.expand(hidden)
         if self.use_bias:
@@ -113,7 +114,9 @@ class SpatialAttention(AttentionLayer):
         pooled = [ops.max(inputs, axis=-1, keepdims=True), ops.mean(inputs, axis=-1, keepdims=True)]
         if self.pool_order == "mean_max":
             pooled.reverse()
-        logits = self.conv(ops.concatenate(pooled, axis=-1))
+        logits = conv_to_one_channel(ops.concatenate(pooled, axis=-1), self.conv.kernel)
+        if self.conv.use_bias:
+            logits = logits + ops.cast(self.conv.bias, logits.dtype)
         if self.bn is not None:
             logits = self.bn(logits, training=training)
         return ops.sigmoid(logits)

@@ -6,6 +6,7 @@ import math
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, register_layer
+from attention_zoo.layers.pooling import global_pool
 
 
 def adaptive_kernel_size(channels, gamma=2, b=1):
@@ -44,7 +45,7 @@ class EfficientChannelAttention(AttentionLayer):
     def attend(self, inputs, training=None):
         # Reshapes, not [:, :, None] / [:, :, 0] indexing: LiteRT turns those into strided
         # slices, which XNNPACK leaves undelegated, splitting the graph at every block.
-        pooled = ops.reshape(ops.mean(inputs, axis=(1, 2)), (-1, self.channels, 1))
+        pooled = ops.reshape(global_pool(inputs), (-1, self.channels, 1))
         logits = ops.conv(pooled, ops.cast(self.kernel, pooled.dtype), padding="same")
         gates = ops.sigmoid(ops.reshape(logits, (-1, self.channels)))
         return inputs * ops.reshape(gates, (-1, 1, 1, self.channels)), gates

@@ -6,6 +6,7 @@ from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, make_divisible, register_layer
 from attention_zoo.layers.conv_bn import ConvBN, pytorch_batchnorm
+from attention_zoo.layers.pooling import global_pool
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
 
@@ -153,9 +154,9 @@ class SelectiveKernel(AttentionLayer):
             path_inputs = [inputs] * self.num_paths
         paths = [self._run_path(i, x, training) for i, x in enumerate(path_inputs)]
         # GAP(sum of paths) = sum of GAP(path): no full-size sum is materialised.
-        pooled = ops.mean(paths[0], axis=(1, 2))
+        pooled = global_pool(paths[0])
         for path in paths[1:]:
-            pooled = pooled + ops.mean(path, axis=(1, 2))
+            pooled = pooled + global_pool(path)
         descriptor = ops.relu(self.attention_bn(self.attention_reduce(pooled), training=training))
         logits = self.attention_select(descriptor)
         # Path-major logits are split, not reshaped to (batch, M, C): a softmax over a middle

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
+from attention_zoo.layers.pooling import global_pool
 from attention_zoo.utils.counting import dense_macs
 
 
@@ -54,7 +55,7 @@ class SqueezeExcite(AttentionLayer):
         self.expand.build((input_shape[0], self.hidden_channels))
 
     def attend(self, inputs, training=None):
-        pooled = ops.mean(inputs, axis=(1, 2))
+        pooled = global_pool(inputs)
         gates = self.gate(self.expand(self.reduce(pooled)))
         return inputs * gates[:, None, None, :], gates
 

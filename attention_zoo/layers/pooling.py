@@ -1,0 +1,65 @@
+"""Spatial pooling and the small convolution that the attention gates compute on every block.
+
+Both compute exactly what `ops.mean` / `ops.max` over H and W and a k x k `ops.conv` compute;
+they are written for speed, because gates run at every block at full resolution. Measured on
+the TensorFlow CPU backend at 56x56 (batch 8, benchmarks/resnet_latency.py for the models):
+a max-pooling op over the whole map is about twice as fast as a reduction over H and W, and
+a 2-channel 7x7 convolution to one channel runs about four times faster as a matrix product.
+"""
+
+import numpy as np
+from keras import ops
+
+
+def global_pool(inputs, kind="mean"):
+    """(batch, channels): the mean ("mean") or maximum ("max") of an NHWC map over H and W.
+
+    The maximum is a max-pooling op over the whole map where the size is static. The mean
+    stays a reduction (an average-pooling op would be as fast on TensorFlow, but LiteRT's
+    XNNPACK delegate does not take int8 AVERAGE_POOL_2D, while it takes int8 MEAN)."""
+    height, width = inputs.shape[1:3]
+    if kind == "mean":
+        return ops.mean(inputs, axis=(1, 2))
+    if height is None or width is None:  # a pooling window needs a static size
+        return ops.max(inputs, axis=(1, 2))
+    pooled = ops.max_pool(inputs, pool_size=(height, width), strides=(1, 1), padding="valid")
+    return ops.reshape(pooled, (-1, inputs.shape[-1]))
+
+
+def conv_to_one_channel(maps, kernel):
+    """`ops.conv(maps, kernel, padding="same")` for a square k x k kernel (k odd) with a single
+    output channel and few input channels, as in CBAM's spatial gate.
+
+    TensorFlow's CPU convolution costs about 0.4 us per output pixel whatever the channel
+    count, so this tiny convolution took a third of a CBAM block. Here each padded row of
+    `maps`, flattened with its channels, is multiplied by one banded matrix that holds the k
+    kernel rows: that gives every kernel row's contribution to every pixel of the output row,
+    and summing the k contributions shifted by their row offsets finishes the convolution.
+    Needs static H and W and an odd k (falls back to `ops.conv` otherwise).
+    """
+    size = kernel.shape[0]
+    _, height, width, channels = maps.shape
+    if height is None or width is None or size % 2 == 0:
+        return ops.conv(maps, ops.cast(kernel, maps.dtype), padding="same")
+    pad = size // 2
+    padded_width = width + 2 * pad
+    # shift[i, d, w] = 1 where padded column i is tap d of output column w.
+    shift = np.zeros((padded_width, size, width), dtype="float32")
+    columns = np.arange(width)
+    for tap in range(size):
+        shift[columns + tap, tap, columns] = 1.0
+    kernel = ops.cast(kernel, maps.dtype)
+    band = ops.einsum("idw,ydc->icyw", ops.cast(shift, maps.dtype), kernel[..., 0])
+    band = ops.reshape(band, (padded_width * channels, size * width))
+    padded = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    rows = ops.matmul(ops.reshape(padded, (-1, padded_width * channels)), band)
+    rows = ops.reshape(rows, (-1, height + 2 * pad, size, width))
+    # Kernel rows that see only the zero padding (on maps smaller than the kernel) are left
+    # out. Slices keep the tap axis (tap:tap + 1): LiteRT turns an index into a strided slice
+    # with a shrink mask, which XNNPACK does not delegate.
+    taps = [tap for tap in range(size) if pad - height < tap < pad + height]
+    logits = None
+    for tap in taps:
+        contribution = rows[:, tap : tap + height, tap : tap + 1]
+        logits = contribution if logits is None else logits + contribution
+    return ops.reshape(logits, (-1, height, width, 1))
