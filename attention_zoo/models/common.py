@@ -95,8 +95,12 @@ def pyramid_outputs(model):
 
 
 def feature_model(model):
-    """A model from the same inputs to the multi-scale features, sharing the weights."""
-    return keras.Model(model.input, pyramid_outputs(model), name=f"{model.name}_features")
+    """A model from the same inputs to the multi-scale features, sharing the weights (and the
+    record of loaded pretrained weights, whose preprocessing the features need too)."""
+    features = keras.Model(model.input, pyramid_outputs(model), name=f"{model.name}_features")
+    if hasattr(model, "pretrained_weights"):
+        features.pretrained_weights = model.pretrained_weights
+    return features
 
 
 def attention_outputs(model):

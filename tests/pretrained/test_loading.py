@@ -213,6 +213,7 @@ def test_headless_and_feature_models_load_the_backbone(source):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), source["weights"][variable.path])
     features = attention_zoo.get("resnet18", weights=str(source["path"]), features_only=True, **SMALL)
     assert set(features(IMAGES)) == {"P2", "P3", "P4", "P5"}
+    assert features.pretrained_weights.sha256 == backbone.pretrained_weights.sha256
 
 
 def test_a_keras_weights_file_loads_and_a_misfit_restores_the_model(source, tmp_path):
