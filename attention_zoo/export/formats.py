@@ -11,7 +11,7 @@ import numpy as np
 from attention_zoo.export import report as reports
 from attention_zoo.export import samples as sample_inputs
 from attention_zoo.export import verify as verification
-from attention_zoo.export.errors import ExportError, ParityError
+from attention_zoo.export.errors import ExportError
 from attention_zoo.export.source import resolve_model, static_input_shape
 from attention_zoo.export.tflite import export_tflite
 
@@ -151,12 +151,6 @@ def export_model(model_or_path, path, *, format="tflite", batch=1, input_size=No
                 report.seconds["verify"] = round(time.perf_counter() - started, 3)
                 report.samples, report.verified = len(images), True
                 report.runtime = "tensorflow" if format == "saved_model" else "onnxruntime"
-                report.tolerance = verification.FLOAT32_TOLERANCE
-                if report.max_relative_error > report.tolerance:
-                    raise ParityError(
-                        f"{model.name}: the {format} export differs from the Keras model by a relative error "
-                        f"of {report.max_relative_error:.3g} (> {report.tolerance:g}); nothing was written",
-                        report,
-                    )
+                verification.require_float_parity(report, f"the {format} export")
     reports.write_report(report)
     return report

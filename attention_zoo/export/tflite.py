@@ -20,7 +20,7 @@ from attention_zoo.export import report as reports
 from attention_zoo.export import samples as sample_inputs
 from attention_zoo.export import selective
 from attention_zoo.export import verify as verification
-from attention_zoo.export.errors import ExportError, ParityError, UnsupportedOpError
+from attention_zoo.export.errors import ExportError, UnsupportedOpError
 from attention_zoo.export.source import require_tensorflow, resolve_model, static_input_shape
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -146,13 +146,7 @@ def _verify(report, model, staged, batches, quantize):
     report.seconds["verify"] = round(time.perf_counter() - started, 3)
     report.verified = True
     if quantize == "none":
-        report.tolerance = verification.FLOAT32_TOLERANCE
-        if report.max_relative_error > report.tolerance:
-            raise ParityError(
-                f"{model.name}: the float32 file differs from the Keras model by a relative error of "
-                f"{report.max_relative_error:.3g} (> {report.tolerance:g}); nothing was written",
-                report,
-            )
+        verification.require_float_parity(report, "the float32 file")
 
 
 def export_tflite(

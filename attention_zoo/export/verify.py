@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from attention_zoo.export.errors import ExportError
+from attention_zoo.export.errors import ExportError, ParityError
 
 # Float32 files must agree with Keras to this max|a - b| / max|b| (read at call time, so a
 # test can tighten it).
@@ -119,6 +119,18 @@ def run_keras(model, images):
         chunk = keras.tree.flatten(model(images[start:start + REFERENCE_CHUNK], training=False))
         outputs.append([keras.ops.convert_to_numpy(tensor).astype("float32") for tensor in chunk])
     return [np.concatenate(parts) for parts in zip(*outputs)]
+
+
+def require_float_parity(report, artifact):
+    """Raises ParityError (the export then writes nothing) when a float export, described as
+    `artifact`, differs from the Keras model by more than FLOAT32_TOLERANCE."""
+    report.tolerance = FLOAT32_TOLERANCE
+    if report.max_relative_error > report.tolerance:
+        raise ParityError(
+            f"{report.model}: {artifact} differs from the Keras model by a relative error of "
+            f"{report.max_relative_error:.3g} (> {report.tolerance:g}); nothing was written",
+            report,
+        )
 
 
 def compare(exported, reference):
