@@ -44,7 +44,10 @@ Choices the paper leaves open, and what this implementation does:
 - REINFORCE gradients: the paper trains all parameters theta with the policy gradient,
   so by default log pi backpropagates into the core and glimpse networks too;
   `reinforce_trains_core=False` stops them at h_t (only the location network learns
-  from REINFORCE). The baseline always sees stop_gradient(h_t), so the baseline MSE
+  from REINFORCE), as the common reimplementations do. On the embedded 60x60 cluttered
+  digits (recipes/ram_cluttered_digits.toml, 40 epochs x 20,000) the paper's way kept RAM
+  at 0.19 test accuracy, below random glimpses (0.46); False reached 0.59, so the recipe
+  uses it. The baseline always sees stop_gradient(h_t), so the baseline MSE
   trains only the baseline layer. Locations fed back into the glimpse network are
   actions: no gradient flows through them.
 - Inference is deterministic: locations are the policy means.
