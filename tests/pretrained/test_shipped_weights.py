@@ -36,6 +36,7 @@ def recipe_examples(recipe, count):
 def test_the_project_ships_its_trained_weights():
     assert ("stn_cnn", "cluttered_digits") in SHIPPED
     assert ("attention_unet", "shapes") in SHIPPED
+    assert ("ram", "cluttered_digits") in SHIPPED
 
 
 @pytest.mark.parametrize("model, tag", SHIPPED)
@@ -56,6 +57,18 @@ def test_the_quickstart_stn_loads_by_tag_and_reads_the_test_digits():
     reported = pretrained.manifest.resolve("stn_cnn", "cluttered_digits").reported[0]["top1"] / 100
     assert model.pretrained_weights.verified
     assert accuracy > reported - 0.05, f"{accuracy:.3f} on 400 test digits; the entry reports {reported:.3f}"
+
+
+def test_the_ram_loads_by_tag_and_reads_the_test_digits_with_its_learned_glimpses():
+    model = attention_zoo.get(
+        "ram", num_classes=10, input_shape=(60, 60, 1), reinforce_trains_core=False, weights="cluttered_digits"
+    )
+    images, labels = recipe_examples("ram_cluttered_digits", 400)
+
+    accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
+
+    reported = pretrained.manifest.resolve("ram", "cluttered_digits").reported[0]["top1"] / 100
+    assert accuracy > reported - 0.07, f"{accuracy:.3f} on 400 test digits; the entry reports {reported:.3f}"
 
 
 def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
