@@ -87,22 +87,6 @@ def _reload_outputs(staged, format, images):
     return [np.asarray(tensor, dtype="float32") for tensor in keras.tree.flatten(served)]
 
 
-def _versions(format):
-    from importlib.metadata import PackageNotFoundError, version
-
-    backend = keras.backend.backend()
-    names = [backend]
-    if format == "onnx":
-        names += [*ONNX_PACKAGES[backend], ONNX_RUNTIME]
-    versions = {"keras": keras.__version__}
-    for name in names:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return versions
-
-
 def export_model(model_or_path, path, *, format="tflite", batch=1, input_size=None, verify=True, **options):
     """Exports to `format` at `path` and returns the `ExportReport` (also saved as `path.json`).
 
@@ -128,8 +112,11 @@ def export_model(model_or_path, path, *, format="tflite", batch=1, input_size=No
     static_shape = static_input_shape(model, batch or 1, input_size)
     input_shape = (batch, *static_shape[1:])
     path = os.fspath(path)
+    backend = keras.backend.backend()
+    packages = (backend, *ONNX_PACKAGES[backend], ONNX_RUNTIME) if format == "onnx" else (backend,)
     report = reports.ExportReport(
-        path=path, format=format, model=model.name, batch=batch, input_shape=input_shape, versions=_versions(format)
+        path=path, format=format, model=model.name, batch=batch, input_shape=input_shape,
+        versions=reports.package_versions(*packages),
     )
     with reports.staged(path, directory=format == "saved_model") as staged:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 
 
 @dataclasses.dataclass
@@ -66,6 +67,20 @@ class ExportReport:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, default=_plain)
+
+
+def package_versions(*packages):
+    """{"keras": its version, package: version} for the installed ones among `packages`
+    (import names; a missing one is left out: e.g. LiteRT's fallback interpreter ran)."""
+    import keras
+
+    versions = {"keras": keras.__version__}
+    for package in packages:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return versions
 
 
 def report_path(path):

@@ -119,19 +119,6 @@ def _sample_images(representative_data, input_shape, quantize, normalization):
     return sample_inputs.synthetic_images(count, input_shape, normalization), f"synthetic:{count}"
 
 
-def _versions():
-    import tensorflow as tf
-
-    versions = {"keras": keras.__version__, "tensorflow": tf.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["ai_edge_litert"] = version("ai-edge-litert")
-    except Exception:  # not installed: the fallback interpreter ran
-        pass
-    return versions
-
-
 def _verify(report, model, staged, batches, quantize):
     interpreter, report.runtime = verification.make_interpreter(staged)
     report.delegation = verification.delegation(interpreter)
@@ -205,7 +192,7 @@ def export_tflite(
     path = os.fspath(path)
     report = reports.ExportReport(
         path=path, format="tflite", model=model.name, quantize=quantize, batch=batch, input_shape=input_shape,
-        samples=len(batches) * batch if verify else 0, sample_source=origin if verify else "", versions=_versions(),
+        samples=len(batches) * batch if verify else 0, sample_source=origin if verify else "", versions=reports.package_versions("tensorflow", "ai_edge_litert"),
         float_layers=float_layers,
     )
     started = time.perf_counter()
