@@ -17,15 +17,14 @@ counts) does.
 import keras
 
 from attention_zoo.layers.attention_gate import AttentionGate
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
 
-BN_EPSILON = 1e-5  # PyTorch's defaults, so ported weights give the same outputs
-BN_MOMENTUM = 0.9
 UPSAMPLING_MODES = ("bilinear", "transpose")
 
 
 def conv_bn_relu(x, filters, kernel_size, prefix, suffix=""):
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", name=f"{prefix}_conv{suffix}")(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn{suffix}")(x)
+    x = pytorch_batchnorm(f"{prefix}_bn{suffix}")(x)
     return keras.layers.ReLU(name=f"{prefix}_relu{suffix}")(x)
 
 

@@ -22,7 +22,8 @@ from attention_zoo.models.residual_attention.blocks import (
     preact_unit,
     preact_units,
 )
-from attention_zoo.models.residual_attention.layers import ATTENTION_TYPES, BN_EPSILON, BN_MOMENTUM, CaffeMaxPool2D
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
+from attention_zoo.models.residual_attention.layers import ATTENTION_TYPES, CaffeMaxPool2D
 
 STEMS = ("imagenet", "cifar")
 
@@ -177,7 +178,7 @@ def build_residual_attention_features(inputs, spec):
     for unit in range(spec.final_units):
         strides = spec.final_stride if unit == 0 else 1
         x = preact_unit(x, spec.channels[3], f"stage4_unit{unit + 1}", strides=strides)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="final_bn")(x)
+    x = pytorch_batchnorm("final_bn")(x)
     x = keras.layers.ReLU(name="final_relu")(x)
     return _stage_output(x, spec, 4)
 

@@ -20,9 +20,8 @@ Layer names map onto the prototxt's (`AttentionA_1` is `stage1_module1`): `{modu
 
 import keras
 
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
 from attention_zoo.models.residual_attention.layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
     AttentionMask,
     CaffeMaxPool2D,
     ResizeLike,
@@ -30,7 +29,7 @@ from attention_zoo.models.residual_attention.layers import (
 
 
 def batchnorm(x, name):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+    return pytorch_batchnorm(name)(x)
 
 
 def bn_relu(x, name):

@@ -11,11 +11,10 @@ import numpy as np
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, register_layer
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
 from attention_zoo.utils.counting import conv_macs
 
 ATTENTION_TYPES = ("mixed", "channel", "spatial")
-BN_EPSILON = 1e-5
-BN_MOMENTUM = 0.9
 
 
 def _static_size(layer, shape):
@@ -160,9 +159,9 @@ class AttentionMask(AttentionLayer):
         self.attention_type = attention_type
         self.epsilon = float(epsilon)
         dtype = self.dtype_policy
-        self.bn1 = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="bn1", dtype=dtype)
+        self.bn1 = pytorch_batchnorm("bn1", dtype=dtype)
         self.conv1 = keras.layers.Conv2D(self.channels, 1, use_bias=False, name="conv1", dtype=dtype)
-        self.bn2 = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="bn2", dtype=dtype)
+        self.bn2 = pytorch_batchnorm("bn2", dtype=dtype)
         self.conv2 = keras.layers.Conv2D(self.channels, 1, use_bias=False, name="conv2", dtype=dtype)
 
     def build(self, input_shape):
