@@ -186,7 +186,8 @@ class AffineSampler(keras.layers.Layer):
         self.transform_type = transform_type
         self.padding_mode = padding_mode
 
-    def _output_size(self, images_shape):
+    def output_size_for(self, images_shape):
+        """(H_out, W_out) of the samples taken from images of `images_shape`."""
         return self.output_size or (images_shape[1], images_shape[2])
 
     def build(self, images_shape, params_shape=None):
@@ -194,12 +195,12 @@ class AffineSampler(keras.layers.Layer):
 
     def call(self, images, params):
         theta = params_to_theta(params, self.transform_type)
-        grid = affine_grid(theta, self._output_size(images.shape))
+        grid = affine_grid(theta, self.output_size_for(images.shape))
         return grid_sample(images, grid, self.padding_mode), theta, grid
 
     def compute_output_shape(self, images_shape, params_shape=None):
         batch = images_shape[0]
-        height, width = self._output_size(images_shape)
+        height, width = self.output_size_for(images_shape)
         return (batch, height, width, images_shape[-1]), (batch, 2, 3), (batch, height, width, 2)
 
     def get_config(self):
@@ -255,16 +256,14 @@ class SpatialTransformer(AttentionLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if transform_type not in TRANSFORM_TYPES:
-            raise ValueError(f"transform_type must be one of {sorted(TRANSFORM_TYPES)}; got {transform_type!r}")
+        dtype = self.dtype_policy
+        # The sampler validates and keeps the output size, transform type and padding mode.
+        self.sampler = AffineSampler(output_size, transform_type, padding_mode, name="sampler", dtype=dtype)
         if localization_network is not None and not isinstance(localization_network, keras.layers.Layer):
             raise ValueError(
                 "localization_network must be a Keras layer or model mapping images to (batch, features); "
                 f"got {type(localization_network).__name__}"
             )
-        self.output_size = None if output_size is None else _check_size(output_size)
-        self.transform_type = transform_type
-        self.padding_mode = padding_mode
         self.localization_filters = tuple(int(f) for f in localization_filters)
         self.localization_kernel_size = int(localization_kernel_size)
         self.localization_pool_size = None if localization_pool_size in (None, 1) else int(localization_pool_size)
@@ -273,7 +272,6 @@ class SpatialTransformer(AttentionLayer):
         self.localization_activation = keras.activations.serialize(keras.activations.get(localization_activation))
         self.localization_network = localization_network
         self.num_params = TRANSFORM_TYPES[transform_type]
-        dtype = self.dtype_policy
         self.localization_layers = []
         if localization_network is None:
             for index, filters in enumerate(self.localization_filters):
@@ -304,10 +302,18 @@ class SpatialTransformer(AttentionLayer):
             name="regression",
             dtype=dtype,
         )
-        self.sampler = AffineSampler(output_size, transform_type, padding_mode, name="sampler", dtype=dtype)
 
-    def _output_size(self, input_shape):
-        return self.output_size or (input_shape[1], input_shape[2])
+    @property
+    def output_size(self):
+        return self.sampler.output_size
+
+    @property
+    def transform_type(self):
+        return self.sampler.transform_type
+
+    @property
+    def padding_mode(self):
+        return self.sampler.padding_mode
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -367,7 +373,7 @@ class SpatialTransformer(AttentionLayer):
     def count_macs(self, input_shape):
         """Localisation convolutions and dense layers, the grid (6 per output pixel) and the
         bilinear sampler (4 per output value)."""
-        out_height, out_width = self._output_size(input_shape)
+        out_height, out_width = self.sampler.output_size_for(input_shape)
         channels = input_shape[-1]
         total = 0
         shape = tuple(input_shape)
@@ -393,7 +399,7 @@ class SpatialTransformer(AttentionLayer):
         return total + out_height * out_width * 6 + out_height * out_width * channels * 4
 
     def compute_output_shape(self, input_shape):
-        out_height, out_width = self._output_size(input_shape)
+        out_height, out_width = self.sampler.output_size_for(input_shape)
         output = (input_shape[0], out_height, out_width, input_shape[-1])
         if self.return_attention:
             return output, {"theta": (input_shape[0], 2, 3), "grid": (input_shape[0], out_height, out_width, 2)}
