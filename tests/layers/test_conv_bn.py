@@ -1,4 +1,5 @@
-"""ConvBN: conv -> BatchNorm (-> ReLU), folded into one biased convolution at inference."""
+"""ConvBN: conv -> BatchNorm (-> ReLU); at inference the BatchNorm is folded into the kernel or
+applied to the output as one per-channel scale and bias."""
 
 import keras
 import numpy as np
@@ -22,15 +23,33 @@ def separate_layers(layer, x):
     return conv, bn
 
 
-@pytest.mark.parametrize("strides, groups, padding", [(1, 1, "same"), (2, 4, "valid")])
-def test_inference_folds_batchnorm_into_the_convolution_exactly(strides, groups, padding):
-    x = random_inputs((2, 9, 9, 8))
-    layer = ConvBN(16, 3, strides=strides, groups=groups, padding=padding, activation="relu")
+@pytest.mark.parametrize(
+    "input_shape, filters, strides, groups, padding, into_kernel",
+    [
+        ((2, 9, 9, 8), 16, 1, 1, "same", True),  # kernel 1,152 weights < 2,592 outputs
+        ((2, 9, 9, 8), 16, 2, 4, "valid", True),
+        ((1, 5, 5, 32), 64, 1, 1, "same", False),  # kernel 18,432 weights > 1,600 outputs
+        ((1, 6, 6, 32), 64, 2, 8, "valid", False),
+    ],
+)
+def test_inference_folds_batchnorm_exactly(input_shape, filters, strides, groups, padding, into_kernel):
+    """Inference equals conv -> BN(moving statistics), whether the BN scale is folded into the
+    kernel or applied to the output: whichever costs fewer multiplies per call."""
+    x = random_inputs(input_shape)
+    layer = ConvBN(filters, 3, strides=strides, groups=groups, padding=padding, activation="relu")
     layer(x)
     randomize_weights(layer, seed=1)
+    assert layer.folds_into_kernel(x.shape) is into_kernel
     conv, bn = separate_layers(layer, x)
     expected = ops.relu(bn(conv(x), training=False))
     np.testing.assert_allclose(ops.convert_to_numpy(layer(x)), ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_an_unknown_batch_counts_as_one_image():
+    layer = ConvBN(64, 3, padding="same")
+    layer.build((None, 5, 5, 32))
+    assert layer.folds_into_kernel((None, 5, 5, 32)) is layer.folds_into_kernel((1, 5, 5, 32)) is False
+    assert layer.folds_into_kernel((16, 5, 5, 32)) is True  # 25,600 outputs > 18,432 weights
 
 
 def test_training_uses_batch_statistics_and_updates_the_moving_ones():
