@@ -15,13 +15,13 @@ The weights stay where a reader and the weight converters expect them: `<name>/c
 `<name>/bn/{gamma, beta, moving_mean, moving_variance}`.
 """
 
-import functools
 import math
 
 import keras
 from keras import ops
 
 from attention_zoo.layers.base import register_layer
+from attention_zoo.layers.grouped_conv import grouped_conv
 from attention_zoo.utils.counting import conv_macs
 
 BN_EPSILON = 1e-5  # PyTorch's; Keras' 1e-3 shifts logits by a few percent with ported weights
@@ -119,18 +119,24 @@ class ConvBN(keras.layers.Layer):
         outputs = batch * math.prod(self.compute_output_shape(input_shape)[1:])
         return math.prod(self.conv.kernel.shape) <= outputs
 
+    def _convolve(self, inputs, kernel):
+        return grouped_conv(
+            inputs,
+            ops.cast(kernel, inputs.dtype),
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+        )
+
     def call(self, inputs, training=None):
         if training and self.bn.trainable:
-            outputs = self.bn(self.conv(inputs), training=True)
+            outputs = self.bn(self._convolve(inputs, self.conv.kernel), training=True)
         else:
             scale, bias = self._folded_scale_and_bias()
-            convolve = functools.partial(
-                ops.conv, strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate
-            )
             if self.folds_into_kernel(inputs.shape):
-                outputs = convolve(inputs, ops.cast(self.conv.kernel * scale, inputs.dtype))
+                outputs = self._convolve(inputs, self.conv.kernel * scale)
             else:
-                outputs = convolve(inputs, ops.cast(self.conv.kernel, inputs.dtype)) * ops.cast(scale, inputs.dtype)
+                outputs = self._convolve(inputs, self.conv.kernel) * ops.cast(scale, inputs.dtype)
             outputs = outputs + ops.cast(bias, outputs.dtype)
         if self.activation == "relu":
             outputs = ops.relu(outputs)
