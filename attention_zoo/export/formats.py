@@ -14,6 +14,7 @@ from attention_zoo.export import verify as verification
 from attention_zoo.export.errors import ExportError
 from attention_zoo.export.source import resolve_model, static_input_shape
 from attention_zoo.export.tflite import export_tflite
+from attention_zoo.layers.tracing import plain_graph
 
 FORMATS = ("tflite", "saved_model", "onnx")
 # Keras' names for the formats it writes itself.
@@ -47,7 +48,7 @@ def require_onnx(verify=True):
 
 def _keras_export(model, staged, format, input_shape):
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), plain_graph():
             # torch.onnx traces the model once at the export shape; its warnings that Python
             # values become constants are expected, and verification runs the traced graph.
             warnings.filterwarnings("ignore", message=".*might cause the trace to be incorrect")

@@ -22,6 +22,7 @@ from attention_zoo.export import selective
 from attention_zoo.export import verify as verification
 from attention_zoo.export.errors import ExportError, UnsupportedOpError
 from attention_zoo.export.source import require_tensorflow, resolve_model, static_input_shape
+from attention_zoo.layers.tracing import plain_graph
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 INT8_IO_DTYPES = ("int8", "uint8", "float32")
@@ -65,7 +66,7 @@ def convert(model, input_shape, quantize="none", calibration=None, io_dtype="int
     from tensorflow.lite.python.convert_phase import ConverterError
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), plain_graph():
             # Calibration provides the input statistics; the converter warns before it runs.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             converter = _converter(model, input_shape, quantize, calibration, io_dtype)

@@ -22,6 +22,7 @@ from keras import ops
 
 from attention_zoo.layers.base import register_layer
 from attention_zoo.layers.grouped_conv import grouped_conv
+from attention_zoo.layers.tracing import tracing_plain_graph
 from attention_zoo.utils.counting import conv_macs
 
 BN_EPSILON = 1e-5  # PyTorch's; Keras' 1e-3 shifts logits by a few percent with ported weights
@@ -114,7 +115,10 @@ class ConvBN(keras.layers.Layer):
         kernel weight, against one per output value for scaling the output instead. Whichever is
         fewer wins. The late stages of a ResNet-50 have kernels of up to 2.4 M weights on 7x7
         maps; folding them on every call made the whole network 5-9 % slower at batch 8 than
-        scaling their outputs. An unknown batch counts as one image."""
+        scaling their outputs. An unknown batch counts as one image. Exports always fold into
+        the kernel (`tracing.plain_graph`), where the converter makes the fold a constant."""
+        if tracing_plain_graph():
+            return True
         batch = input_shape[0] or 1
         outputs = batch * math.prod(self.compute_output_shape(input_shape)[1:])
         return math.prod(self.conv.kernel.shape) <= outputs

@@ -8,7 +8,8 @@ with channel multiplier m (each input channel of a group convolved with that gro
 kernels) followed by a sum over the group's input channels: the same multiplies, 3x faster
 there. Wider groups (8 and more channels) are faster through the grouped kernel, and JAX and
 PyTorch gain nothing from the rewrite, so it is used only on TensorFlow for groups of at most
-`NARROW_GROUP_CHANNELS` channels.
+`NARROW_GROUP_CHANNELS` channels, and never in an export's graph (`tracing.plain_graph`):
+LiteRT's XNNPACK runs the grouped convolution itself faster.
 
 A dilated depthwise convolution is itself slow on TensorFlow (2.5x its undilated cost); with
 stride 1, "same" padding and an odd kernel, a dilation-d convolution equals an undilated one on each of the
@@ -20,6 +21,8 @@ Every path is keras.ops, exact up to float summation order, and differentiable.
 
 import keras
 from keras import ops
+
+from attention_zoo.layers.tracing import tracing_plain_graph
 
 NARROW_GROUP_CHANNELS = 4
 
@@ -67,6 +70,7 @@ def uses_depthwise_rewrite(input_shape, kernel_shape):
     in_channels, group_in = input_shape[-1], kernel_shape[2]
     return (
         keras.backend.backend() == "tensorflow"
+        and not tracing_plain_graph()
         and in_channels is not None
         and group_in < in_channels
         and group_in <= NARROW_GROUP_CHANNELS

@@ -7,6 +7,8 @@ import pytest
 
 import attention_zoo
 from attention_zoo.export import export_tflite
+from attention_zoo.layers.conv_bn import ConvBN
+from attention_zoo.layers.grouped_conv import uses_depthwise_rewrite
 from tests.helpers import randomize_weights
 
 
@@ -32,4 +34,21 @@ def test_int8_attention_blocks_stay_in_one_xnnpack_partition(name, export_dir):
     model = attention_zoo.get(name, num_classes=10, input_shape=(32, 32, 3))
     randomize_weights(model)
     report = export_tflite(model, export_dir / f"{name}.tflite", quantize="int8", representative_data="synthetic:2")
+    assert report.delegation == {"partitions": 1, "undelegated_ops": {}}
+
+
+def test_exports_trace_the_plain_graph_not_keras_tensorflow_speedups(export_dir):
+    """In Keras on TensorFlow this ConvBN scales its small output instead of its large kernel and
+    runs its groups of 4 channels as a depthwise convolution and a sum; the file gets one grouped
+    convolution with the BatchNorm folded in, which XNNPACK runs faster than the rewrite."""
+    inputs = keras.Input((4, 4, 16))
+    layer = ConvBN(64, 3, padding="same", groups=4, activation="relu")
+    model = keras.Model(inputs, layer(inputs))
+    randomize_weights(model)
+    assert uses_depthwise_rewrite((1, 4, 4, 16), tuple(layer.conv.kernel.shape))
+    assert not layer.folds_into_kernel((1, 4, 4, 16))
+
+    report = export_tflite(model, export_dir / "grouped.tflite")
+
+    assert report.ops == ["CONV_2D"]
     assert report.delegation == {"partitions": 1, "undelegated_ops": {}}

@@ -7,6 +7,7 @@ import pytest
 from keras import ops
 
 from attention_zoo.layers.conv_bn import ConvBN
+from attention_zoo.layers.tracing import plain_graph
 from tests.helpers import check_layer, random_inputs, randomize_weights
 
 
@@ -50,6 +51,13 @@ def test_an_unknown_batch_counts_as_one_image():
     layer.build((None, 5, 5, 32))
     assert layer.folds_into_kernel((None, 5, 5, 32)) is layer.folds_into_kernel((1, 5, 5, 32)) is False
     assert layer.folds_into_kernel((16, 5, 5, 32)) is True  # 25,600 outputs > 18,432 weights
+
+
+def test_exports_always_fold_into_the_kernel():
+    layer = ConvBN(64, 3, padding="same")
+    layer.build((None, 5, 5, 32))
+    with plain_graph():  # the converter freezes the fold into a constant kernel
+        assert layer.folds_into_kernel((1, 5, 5, 32)) is True
 
 
 def test_training_uses_batch_statistics_and_updates_the_moving_ones():

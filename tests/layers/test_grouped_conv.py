@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 from attention_zoo.layers.grouped_conv import NARROW_GROUP_CHANNELS, grouped_conv, uses_depthwise_rewrite
+from attention_zoo.layers.tracing import plain_graph
 
 pytestmark = pytest.mark.every_backend
 
@@ -84,3 +85,8 @@ def test_only_tensorflow_rewrites_and_only_narrow_groups():
     assert uses_depthwise_rewrite((8, 56, 56, 128), narrow) is on_tensorflow
     assert not uses_depthwise_rewrite((8, 28, 28, 256), (3, 3, 2 * NARROW_GROUP_CHANNELS, 256))
     assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64))  # not grouped
+
+
+def test_exports_trace_the_grouped_convolution_itself():
+    with plain_graph():
+        assert not uses_depthwise_rewrite((8, 56, 56, 128), (3, 3, NARROW_GROUP_CHANNELS, 128))
