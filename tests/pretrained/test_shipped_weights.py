@@ -37,6 +37,7 @@ def test_the_project_ships_its_trained_weights():
     assert ("stn_cnn", "cluttered_digits") in SHIPPED
     assert ("attention_unet", "shapes") in SHIPPED
     assert ("ram", "cluttered_digits") in SHIPPED
+    assert ("dcn", "cluttered_digits") in SHIPPED
 
 
 @pytest.mark.parametrize("model, tag", SHIPPED)
@@ -69,6 +70,16 @@ def test_the_ram_loads_by_tag_and_reads_the_test_digits_with_its_learned_glimpse
 
     reported = pretrained.manifest.resolve("ram", "cluttered_digits").reported[0]["top1"] / 100
     assert accuracy > reported - 0.07, f"{accuracy:.3f} on 400 test digits; the entry reports {reported:.3f}"
+
+
+def test_the_dcn_loads_by_tag_and_reads_the_test_digits_through_its_chosen_patches():
+    model = attention_zoo.get("dcn", num_classes=10, input_shape=(100, 100, 1), weights="cluttered_digits")
+    images, labels = recipe_examples("dcn_cluttered_digits", 400)
+
+    accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
+
+    reported = pretrained.manifest.resolve("dcn", "cluttered_digits").reported[0]["top1"] / 100
+    assert accuracy > reported - 0.05, f"{accuracy:.3f} on 400 test digits; the entry reports {reported:.3f}"
 
 
 def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
