@@ -45,6 +45,11 @@ class AttentionLayer(keras.layers.Layer):
         return config
 
 
+def pair(value):
+    """(a, b) from an int or a 2-sequence: Keras' convention for kernel sizes, strides, dilations."""
+    return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+
+
 def check_channels(layer, input_shape, channels):
     """Raises a clear error when a layer built for `channels` sees another channel count."""
     if len(input_shape) != 4:

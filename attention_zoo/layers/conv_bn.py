@@ -20,7 +20,7 @@ import math
 import keras
 from keras import ops
 
-from attention_zoo.layers.base import register_layer
+from attention_zoo.layers.base import pair, register_layer
 from attention_zoo.layers.grouped_conv import grouped_conv
 from attention_zoo.layers.tracing import tracing_plain_graph
 from attention_zoo.utils.counting import conv_macs
@@ -33,9 +33,6 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
     """BatchNormalization with PyTorch's epsilon and momentum, so ported weights agree."""
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
 @register_layer
@@ -67,10 +64,10 @@ class ConvBN(keras.layers.Layer):
         if activation not in (None, "relu"):
             raise ValueError(f"ConvBN supports activation None or 'relu'; got {activation!r}")
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size)
-        self.strides = _pair(strides)
+        self.kernel_size = pair(kernel_size)
+        self.strides = pair(strides)
         self.padding = padding
-        self.dilation_rate = _pair(dilation_rate)
+        self.dilation_rate = pair(dilation_rate)
         self.groups = int(groups)
         self.activation = activation
         self.zero_gamma = bool(zero_gamma)

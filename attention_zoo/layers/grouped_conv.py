@@ -11,10 +11,10 @@ PyTorch gain nothing from the rewrite, so it is used only on TensorFlow for grou
 `NARROW_GROUP_CHANNELS` channels, and never in an export's graph (`tracing.plain_graph`):
 LiteRT's XNNPACK runs the grouped convolution itself faster.
 
-A dilated depthwise convolution is itself slow on TensorFlow (2.5x its undilated cost); with
-stride 1, "same" padding and an odd kernel, a dilation-d convolution equals an undilated one on each of the
-d x d interleaved sub-images (the rows and columns that are d apart), which is how a dilated
-narrow-group convolution runs here when the image divides by d.
+A dilated depthwise convolution is itself slow on TensorFlow (2.5x its undilated cost). With
+stride 1, "same" padding and an odd kernel, a dilation-d convolution equals an undilated one
+on each of the d x d interleaved sub-images (the rows and columns that are d apart), which is
+how a dilated narrow-group convolution runs here when the image divides by d.
 
 Every path is keras.ops, exact up to float summation order, and differentiable.
 """
@@ -22,13 +22,10 @@ Every path is keras.ops, exact up to float summation order, and differentiable.
 import keras
 from keras import ops
 
+from attention_zoo.layers.base import pair
 from attention_zoo.layers.tracing import tracing_plain_graph
 
 NARROW_GROUP_CHANNELS = 4
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
 def _depthwise_kernel(kernel, groups):
@@ -83,7 +80,7 @@ def grouped_conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1):
     if not uses_depthwise_rewrite(inputs.shape, kernel.shape):
         return ops.conv(inputs, kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
     groups = inputs.shape[-1] // kernel.shape[2]
-    strides, dilation = _pair(strides), _pair(dilation_rate)
+    strides, dilation = pair(strides), pair(dilation_rate)
     height, width = inputs.shape[1], inputs.shape[2]
     if (
         dilation[0] == dilation[1] > 1
