@@ -34,7 +34,6 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
 
 
-
 @register_layer
 class ConvBN(keras.layers.Layer):
     """Conv2D without bias, BatchNormalization and an optional ReLU.
@@ -97,13 +96,9 @@ class ConvBN(keras.layers.Layer):
         self.bn.build(self.conv.compute_output_shape(input_shape))
 
     def _folded_scale_and_bias(self):
+        """Per-channel scale and bias equal to BN with the moving statistics."""
         scale = self.bn.gamma * ops.rsqrt(self.bn.moving_variance + self.bn_epsilon)
         return scale, self.bn.beta - self.bn.moving_mean * scale
-
-    def folded_kernel_and_bias(self):
-        """The conv kernel and bias equal to conv -> BN with the moving statistics."""
-        scale, bias = self._folded_scale_and_bias()
-        return self.conv.kernel * scale, bias
 
     def folds_into_kernel(self, input_shape):
         """Whether inference scales the kernel (True) or the conv output (False) by the BN scale.
