@@ -193,7 +193,8 @@ def export_tflite(
     path = os.fspath(path)
     report = reports.ExportReport(
         path=path, format="tflite", model=model.name, quantize=quantize, batch=batch, input_shape=input_shape,
-        samples=len(batches) * batch if verify else 0, sample_source=origin if verify else "", versions=reports.package_versions("tensorflow", "ai_edge_litert"),
+        samples=len(batches) * batch if verify else 0, sample_source=origin if verify else "",
+        versions=reports.package_versions("tensorflow", "ai_edge_litert"),
         float_layers=float_layers,
     )
     started = time.perf_counter()

@@ -26,7 +26,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("input_shape, groups, out_channels, kernel_size, strides, padding, dilation", CASES)
-def test_equals_the_plain_grouped_convolution(input_shape, groups, out_channels, kernel_size, strides, padding, dilation):
+def test_equals_the_plain_grouped_convolution(
+    input_shape, groups, out_channels, kernel_size, strides, padding, dilation
+):
     rng = np.random.default_rng(0)
     images = rng.normal(size=input_shape).astype("float32")
     kernel = rng.normal(size=(kernel_size, kernel_size, input_shape[-1] // groups, out_channels)).astype("float32")

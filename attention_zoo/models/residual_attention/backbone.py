@@ -14,6 +14,7 @@ import dataclasses
 
 import keras
 
+from attention_zoo.layers.conv_bn import pytorch_batchnorm
 from attention_zoo.models.common import classifier_head, model_inputs
 from attention_zoo.models.residual_attention.blocks import (
     attention_module,
@@ -22,7 +23,6 @@ from attention_zoo.models.residual_attention.blocks import (
     preact_unit,
     preact_units,
 )
-from attention_zoo.layers.conv_bn import pytorch_batchnorm
 from attention_zoo.models.residual_attention.layers import ATTENTION_TYPES, CaffeMaxPool2D
 
 STEMS = ("imagenet", "cifar")
