@@ -121,20 +121,22 @@ def _show_model(zoo, args):
                 f"{args.model} was saved for {size[0]}x{size[1]} images; got --input-size {args.input_size}"
             )
         return model, size, channels or 3
-    info = zoo.model_info(args.model)
+    zoo.model_info(args.model)  # an unknown name raises, listing the closest ones
     reserved = sorted({key for key, _ in args.option or ()} & {"weights", "num_classes", "input_shape"})
     if reserved:
         raise ValueError(f"--option {reserved[0]}=... : use --weights, --num-classes or --input-size instead")
-    side = args.input_size or info.default_input_size
+    from attention_zoo.registry import square_input_shape
+
+    input_shape = square_input_shape(args.model, args.input_size, args.weights)
     model = zoo.get(
         args.model,
         weights=args.weights,
         num_classes=args.num_classes,
-        input_shape=(side, side, info.input_channels),
+        input_shape=input_shape,
         **dict(args.option or ()),
     )
     size, channels = _static_size(model)
-    return model, size or (side, side), channels or info.input_channels
+    return model, size or input_shape[:2], channels or input_shape[2]
 
 
 def _show_pixels(visualization, model, image, size, channels, scale):
@@ -202,7 +204,9 @@ def build_parser():
         "--weights",
         help="pretrained weights for the registered model: a tag ('imagenet'), a checkpoint or a .weights.h5",
     )
-    show.add_argument("--num-classes", type=int, default=1000, help="classifier size the weights were saved with")
+    show.add_argument(
+        "--num-classes", type=int, help="classifier size the weights were saved with (default: the tag's, or 1000)"
+    )
     show.add_argument("--input-size", type=int, help="square input size (default: the model's)")
     show.add_argument(
         "--option", action="append", type=_option, metavar="KEY=VALUE", help="model option, e.g. attention=non_local"

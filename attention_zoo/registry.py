@@ -11,6 +11,7 @@ import fnmatch
 
 _REGISTRY = {}
 _POOLINGS = (None, "avg", "max")
+DEFAULT_NUM_CLASSES = 1000  # ImageNet's, which the published checkpoints of most models have
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +115,7 @@ def get(
     name,
     *,
     weights=None,
-    num_classes=1000,
+    num_classes=None,
     include_top=True,
     input_shape=None,
     pooling=None,
@@ -134,16 +135,21 @@ def get(
             checkpoint's the backbone loads and the new head keeps its initialisation; any
             other mismatch raises and leaves nothing half-loaded. The loaded model carries
             `model.pretrained_weights` (source, checksum, `preprocessing` for its inputs).
-        num_classes: size of the classifier when `include_top`.
+        num_classes: size of the classifier when `include_top`; default 1000, or the
+            class count of the checkpoint that `weights` names by tag.
         include_top: keep the classification head.
         input_shape: (H, W, C); default (None, None, 3), any size of at least the model's
-            minimum (`model_info(name).min_input_size`).
+            minimum (`model_info(name).min_input_size`), or the shape the tagged checkpoint
+            was trained at where its model needs one (the digit models' fixed canvases).
         pooling: without the top, None for the final feature map, "avg" or "max" for a vector.
         features_only: return a model whose output is the dict of multi-scale features
             {"P2": stride 4, ..., "P5": stride 32} (for segmentation and detection heads).
-        **overrides: family options, e.g. `attention="cbam"` or `drop_rate=0.2` for ResNets.
+        **overrides: family options, e.g. `attention="cbam"` or `drop_rate=0.2` for ResNets;
+            a tagged checkpoint adds the options its model was built with (the manifest's
+            `model_options`) where these do not set them.
     """
     builder, info = _lookup(name)
+    num_classes, input_shape, overrides = _checkpoint_defaults(name, weights, num_classes, input_shape, overrides)
     input_shape = _check_input_shape(info, input_shape)
     if pooling not in _POOLINGS:
         raise ValueError(f"{name}: pooling must be one of {_POOLINGS}; got {pooling!r}")
@@ -164,6 +170,35 @@ def get(
 
         model = feature_model(model)
     return model
+
+
+def _checkpoint_defaults(name, weights, num_classes, input_shape, overrides):
+    """`get`'s num_classes, input_shape and options, with what the caller left out taken from
+    the manifest entry that `weights` names (a tag alone builds the model it was trained as)."""
+    from attention_zoo.pretrained.loading import manifest_entry
+
+    entry = manifest_entry(name, weights)
+    if entry is None:
+        return (DEFAULT_NUM_CLASSES if num_classes is None else num_classes), input_shape, overrides
+    return (
+        entry.num_classes if num_classes is None else num_classes,
+        entry.input_shape if input_shape is None else input_shape,
+        {**entry.model_options, **overrides},
+    )
+
+
+def square_input_shape(name, input_size=None, weights=None):
+    """(H, W, C) to build `name` at for a square `input_size`; without one, the shape the
+    checkpoint that `weights` names was trained at, or else the model's default size."""
+    from attention_zoo.pretrained.loading import manifest_entry
+
+    info = model_info(name)
+    entry = manifest_entry(name, weights)
+    trained = entry.input_shape if entry is not None else None
+    if input_size is None and trained is not None:
+        return trained
+    side = input_size or info.default_input_size
+    return (side, side, trained[-1] if trained else info.input_channels)
 
 
 def _load_weights(model, weights, info):

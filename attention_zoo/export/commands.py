@@ -17,7 +17,7 @@ EPILOG = """\
 examples:
   attention-zoo export cbam_resnet50 --input-size 224 -o cbam.tflite
   attention-zoo export runs/quickstart/best.keras --quantize int8 --representative-data photos/ -o model.tflite
-  attention-zoo export stn_cnn --num-classes 10 --quantize int8 --representative-data digits.npy -o stn.tflite
+  attention-zoo export stn_cnn --weights cluttered_digits --quantize int8 --representative-data digits.npy -o stn.tflite
   attention-zoo export runs/quickstart/best.keras --quantize int8 --keep-float auto \
       --representative-data digits.npy -o stn_int8.tflite
   attention-zoo export se_resnet50 --format saved_model -o se_resnet50_savedmodel
@@ -133,7 +133,9 @@ def add_commands(subparsers):
     )
     command.add_argument("--batch", type=int, default=1, help="static batch size of the file (default 1)")
     command.add_argument("--input-size", type=int, help="square input size (default: the model's own)")
-    command.add_argument("--num-classes", type=int, default=1000, help="classifier size of a registered model")
+    command.add_argument(
+        "--num-classes", type=int, help="classifier size of a registered model (default: the weights' tag's, or 1000)"
+    )
     command.add_argument(
         "--weights", help="pretrained weights of a registered model: a tag, a checkpoint or a .weights.h5"
     )

@@ -20,8 +20,9 @@ def resolve_model(source, *, input_size=None, num_classes=None, weights=None, op
     """`source` as a built Keras model.
 
     source: a `keras.Model` (used as it is), the path of a `.keras` file, or a registered
-        name, built with `num_classes` (default 1000), `weights`, family `options` and a
-        square input of `input_size` (default the model's `default_input_size`).
+        name, built as `attention_zoo.get` builds it with `num_classes`, `weights` and family
+        `options`, on a square input of `input_size` (default: the size the tagged weights were
+        trained at, or the model's `default_input_size`).
     """
     if isinstance(source, keras.Model):
         if weights is not None or num_classes is not None or options:
@@ -38,14 +39,14 @@ def resolve_model(source, *, input_size=None, num_classes=None, weights=None, op
         except Exception as error:  # Keras raises many types for a bad archive
             raise ExportError(f"cannot load model file {source!r}: {error}") from None
     import attention_zoo
+    from attention_zoo.registry import square_input_shape
 
-    info = attention_zoo.model_info(source)  # an unknown name raises, listing the closest ones
-    side = input_size or info.default_input_size
+    attention_zoo.model_info(source)  # an unknown name raises, listing the closest ones
     return attention_zoo.get(
         source,
         weights=weights,
-        num_classes=1000 if num_classes is None else num_classes,
-        input_shape=(side, side, info.input_channels),
+        num_classes=num_classes,
+        input_shape=square_input_shape(source, input_size, weights),
         **(options or {}),
     )
 

@@ -91,6 +91,17 @@ def _is_path(source, name):
     return os.path.exists(source) or os.sep in source or "/" in source or source.lower().endswith(_PATH_SUFFIXES)
 
 
+def manifest_entry(name, weights):
+    """The `WeightsEntry` that `weights` (as `get` takes it) names for model `name`, or None
+    for no weights or a file path. An unknown tag raises `UnknownWeightsError`."""
+    if weights is None:
+        return None
+    source = weights.source if isinstance(weights, Weights) else weights
+    if _is_path(source, name):
+        return None
+    return manifest.resolve(name, source)
+
+
 def load_weights(model, weights, *, model_name=None, allow_unverified=False, cache_dir=None):
     """Loads `weights` into the built zoo `model`; returns and attaches `PretrainedWeights`.
 

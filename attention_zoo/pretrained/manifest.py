@@ -36,7 +36,10 @@ class WeightsEntry:
     counted as verification. file_format: "safetensors", "pytorch" (a torch.save pickle) or
     "keras" (a zoo `.weights.h5`). converter: the source key layout ("timm" or
     "official_cbam"; None for Keras files). requires: `ResNetSpec` fields the model must be
-    built with (e.g. {"stem_pool": "ceil"}).
+    built with (e.g. {"stem_pool": "ceil"}). num_classes, input_shape, model_options: the
+    classes, (H, W, C) and `get` keyword options (e.g. {"base_filters": 16}) the checkpoint's
+    model was built with; `get(name, weights=tag)` builds with them wherever the caller gives
+    none, so a tag alone gives the model its weights were trained as.
     """
 
     model: str
@@ -56,6 +59,8 @@ class WeightsEntry:
     reported_source: str = ""
     preprocessing: Preprocessing = dataclasses.field(default_factory=Preprocessing)
     requires: dict = dataclasses.field(default_factory=dict)
+    input_shape: tuple = None
+    model_options: dict = dataclasses.field(default_factory=dict)
     notes: str = ""
 
     def __post_init__(self):
@@ -78,6 +83,12 @@ class WeightsEntry:
             raise ValueError(f"{where}: sha256 and sha256_prefix disagree")
         if not (isinstance(self.num_classes, int) and self.num_classes > 0):
             raise ValueError(f"{where}: num_classes must be a positive integer; got {self.num_classes!r}")
+        if self.input_shape is not None and not (
+            len(self.input_shape) == 3 and all(isinstance(side, int) and side > 0 for side in self.input_shape)
+        ):
+            raise ValueError(f"{where}: input_shape must be (height, width, channels) or null; got {self.input_shape!r}")
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"{where}: model_options must be a mapping of get() keywords; got {self.model_options!r}")
         if not self.license:
             raise ValueError(f"{where}: license is required (write 'unknown' if the source states none)")
         if not isinstance(self.preprocessing, Preprocessing):
@@ -114,6 +125,8 @@ class WeightsEntry:
             raise ValueError(f"weights '{model}.{tag}': unknown manifest fields {sorted(unknown)}")
         config["preprocessing"] = Preprocessing.from_dict(config.get("preprocessing", {}))
         config["reported"] = tuple(dict(result) for result in config.get("reported", ()))
+        if config.get("input_shape") is not None:
+            config["input_shape"] = tuple(config["input_shape"])
         return cls(model=model, tag=tag, **config)
 
 
@@ -210,7 +223,8 @@ def register_weights(model, tag, *, url, file_format, license, converter=None, d
     For a zoo `.weights.h5` file (e.g. trained by this project, see weights/README.md) use
     file_format="keras"; for a timm or official-code checkpoint give its `converter`.
     `default=True` makes weights="imagenet" load it. Other fields as in `WeightsEntry`
-    (sha256, preprocessing as a dict or `Preprocessing`, reported, num_classes, ...).
+    (sha256, preprocessing as a dict or `Preprocessing`, reported, num_classes, input_shape,
+    model_options, ...).
     """
     from attention_zoo.registry import model_info
 
@@ -219,6 +233,8 @@ def register_weights(model, tag, *, url, file_format, license, converter=None, d
         fields["preprocessing"] = Preprocessing.from_dict(fields["preprocessing"])
     if "reported" in fields:
         fields["reported"] = tuple(fields["reported"])
+    if fields.get("input_shape") is not None:
+        fields["input_shape"] = tuple(fields["input_shape"])
     entry = WeightsEntry(
         model=model, tag=tag, url=url, file_format=file_format, converter=converter, license=license, **fields
     )

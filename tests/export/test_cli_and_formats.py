@@ -24,6 +24,18 @@ def test_cli_exports_a_registered_model_and_prints_its_parity(export_dir, capsys
     assert report["max_relative_error"] <= 1e-4
 
 
+def test_cli_exports_shipped_weights_by_tag_at_the_shape_and_classes_they_were_trained_for(
+    export_dir, capsys, monkeypatch
+):
+    monkeypatch.setenv("ATTENTION_ZOO_CACHE_DIR", str(export_dir / "cache"))
+    path = export_dir / "stn_digits.tflite"
+    assert cli.main(["export", "stn_cnn", "--weights", "cluttered_digits", "-o", str(path)]) == 0
+    report = json.loads((export_dir / "stn_digits.tflite.json").read_text())
+    assert report["input_shape"] == [1, 60, 60, 1]
+    assert report["outputs"][0]["shape"] == [1, 10]
+    assert report["max_relative_error"] <= 1e-4
+
+
 def test_cli_exports_a_keras_file_to_int8_calibrated_on_a_folder_of_images(export_dir, capsys):
     from PIL import Image
 

@@ -136,6 +136,8 @@ def test_legacy_senet154_weights_require_the_ceil_mode_stem():
         ("url", "ftp://example.com/x", "url must start"),
         ("file_format", "onnx", "file_format must be"),
         ("license", "", "license is required"),
+        ("input_shape", [224, 224], r"input_shape must be \(height, width, channels\)"),
+        ("model_options", ["base_filters"], "model_options must be a mapping"),
     ],
 )
 def test_a_malformed_manifest_is_rejected_with_the_entry_named(tmp_path, field, value, message):

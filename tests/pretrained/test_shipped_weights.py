@@ -49,8 +49,31 @@ def test_each_shipped_file_is_in_weights_with_the_manifests_checksum(model, tag)
     assert entry.license and entry.file_format == "keras"
 
 
+@pytest.mark.parametrize("model, tag", SHIPPED)
+def test_a_tag_alone_builds_the_model_its_weights_were_trained_as(model, tag):
+    entry = pretrained.manifest.resolve(model, tag)
+    built = attention_zoo.get(model, weights=tag)
+    # The whole model was loaded, head included: nothing kept its random initialisation.
+    assert built.pretrained_weights.head_loaded and built.pretrained_weights.loaded == len(built.weights)
+    expected = attention_zoo.get(model, num_classes=entry.num_classes, input_shape=entry.input_shape, **entry.model_options)
+    assert [tuple(w.shape) for w in built.weights] == [tuple(w.shape) for w in expected.weights]
+    image = np.zeros((1, *entry.input_shape), "float32")
+    assert np.shape(built.predict(image, verbose=0))[-1] == entry.num_classes
+
+
+def test_the_callers_arguments_win_over_the_checkpoints():
+    # The U-Net is fully convolutional: its shapes weights load at any input size.
+    model = attention_zoo.get("attention_unet", weights="shapes", input_shape=(96, 96, 3))
+    assert tuple(model.input_shape) == (None, 96, 96, 3)
+    assert model.output_shape == (None, 96, 96, 4)
+
+
+def test_without_weights_a_model_keeps_the_imagenet_sized_head():
+    assert attention_zoo.get("stn_cnn", input_shape=(60, 60, 1)).output_shape == (None, 1000)
+
+
 def test_the_quickstart_stn_loads_by_tag_and_reads_the_test_digits():
-    model = attention_zoo.get("stn_cnn", num_classes=10, input_shape=(60, 60, 1), weights="cluttered_digits")
+    model = attention_zoo.get("stn_cnn", weights="cluttered_digits")
     images, labels = recipe_examples("quickstart", 400)
 
     accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
@@ -61,9 +84,7 @@ def test_the_quickstart_stn_loads_by_tag_and_reads_the_test_digits():
 
 
 def test_the_ram_loads_by_tag_and_reads_the_test_digits_with_its_learned_glimpses():
-    model = attention_zoo.get(
-        "ram", num_classes=10, input_shape=(60, 60, 1), reinforce_trains_core=False, weights="cluttered_digits"
-    )
+    model = attention_zoo.get("ram", weights="cluttered_digits")
     images, labels = recipe_examples("ram_cluttered_digits", 400)
 
     accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
@@ -73,7 +94,7 @@ def test_the_ram_loads_by_tag_and_reads_the_test_digits_with_its_learned_glimpse
 
 
 def test_the_dcn_loads_by_tag_and_reads_the_test_digits_through_its_chosen_patches():
-    model = attention_zoo.get("dcn", num_classes=10, input_shape=(100, 100, 1), weights="cluttered_digits")
+    model = attention_zoo.get("dcn", weights="cluttered_digits")
     images, labels = recipe_examples("dcn_cluttered_digits", 400)
 
     accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
@@ -83,9 +104,7 @@ def test_the_dcn_loads_by_tag_and_reads_the_test_digits_through_its_chosen_patch
 
 
 def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
-    model = attention_zoo.get(
-        "attention_unet", base_filters=16, num_classes=4, input_shape=(64, 64, 3), weights="shapes"
-    )
+    model = attention_zoo.get("attention_unet", weights="shapes")
     images, masks = recipe_examples("attention_unet_shapes", 64)
 
     predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
@@ -99,4 +118,4 @@ def test_the_shapes_attention_unet_loads_by_tag_and_segments_the_test_shapes():
 def test_without_a_source_checkout_the_error_says_where_the_file_lives(monkeypatch, tmp_path):
     monkeypatch.setattr(download, "PROJECT_ROOT", str(tmp_path))
     with pytest.raises(WeightsDownloadError, match="weights ship with a source checkout"):
-        attention_zoo.get("stn_cnn", num_classes=10, input_shape=(60, 60, 1), weights="cluttered_digits")
+        attention_zoo.get("stn_cnn", weights="cluttered_digits")
