@@ -86,7 +86,9 @@ class WeightsEntry:
         if self.input_shape is not None and not (
             len(self.input_shape) == 3 and all(isinstance(side, int) and side > 0 for side in self.input_shape)
         ):
-            raise ValueError(f"{where}: input_shape must be (height, width, channels) or null; got {self.input_shape!r}")
+            raise ValueError(
+                f"{where}: input_shape must be (height, width, channels) or null; got {self.input_shape!r}"
+            )
         if not isinstance(self.model_options, dict):
             raise ValueError(f"{where}: model_options must be a mapping of get() keywords; got {self.model_options!r}")
         if not self.license:

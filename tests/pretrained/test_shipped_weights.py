@@ -55,7 +55,9 @@ def test_a_tag_alone_builds_the_model_its_weights_were_trained_as(model, tag):
     built = attention_zoo.get(model, weights=tag)
     # The whole model was loaded, head included: nothing kept its random initialisation.
     assert built.pretrained_weights.head_loaded and built.pretrained_weights.loaded == len(built.weights)
-    expected = attention_zoo.get(model, num_classes=entry.num_classes, input_shape=entry.input_shape, **entry.model_options)
+    expected = attention_zoo.get(
+        model, num_classes=entry.num_classes, input_shape=entry.input_shape, **entry.model_options
+    )
     assert [tuple(w.shape) for w in built.weights] == [tuple(w.shape) for w in expected.weights]
     image = np.zeros((1, *entry.input_shape), "float32")
     assert np.shape(built.predict(image, verbose=0))[-1] == entry.num_classes
