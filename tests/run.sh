@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole suite: everything on TensorFlow (the full model matrix, two workers; the
 # parity tests against timm and the official code in a pass of their own), then the tests
-# marked every_backend on JAX and on PyTorch, each backend in its own process.
+# marked every_backend on JAX and on PyTorch, each backend in its own process. Every pass but
+# the parity one runs on two workers: most of the JAX pass is single-threaded XLA compilation.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -17,7 +18,7 @@ run() {
 run tensorflow tests -m "not parity" -n 2 -q -p no:cacheprovider --durations=15
 # Parity with timm and the official CBAM/BAM code: its own pass, as it imports torch next to TF.
 run tensorflow tests -m parity -q -p no:cacheprovider
-run jax tests -m every_backend -q -p no:cacheprovider
-run torch tests -m every_backend -q -p no:cacheprovider
+run jax tests -m every_backend -n 2 -q -p no:cacheprovider --durations=10
+run torch tests -m every_backend -n 2 -q -p no:cacheprovider --durations=10
 printf '%s\n' "${summary[@]}"
 exit $status
