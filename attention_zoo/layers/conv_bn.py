@@ -115,24 +115,25 @@ class ConvBN(keras.layers.Layer):
         outputs = batch * math.prod(self.compute_output_shape(input_shape)[1:])
         return math.prod(self.conv.kernel.shape) <= outputs
 
-    def _convolve(self, inputs, kernel):
+    def _convolve(self, inputs, kernel, training):
         return grouped_conv(
             inputs,
             ops.cast(kernel, inputs.dtype),
             strides=self.strides,
             padding=self.padding,
             dilation_rate=self.dilation_rate,
+            training=training,
         )
 
     def call(self, inputs, training=None):
         if training and self.bn.trainable:
-            outputs = self.bn(self._convolve(inputs, self.conv.kernel), training=True)
+            outputs = self.bn(self._convolve(inputs, self.conv.kernel, training), training=True)
         else:
             scale, bias = self._folded_scale_and_bias()
             if self.folds_into_kernel(inputs.shape):
-                outputs = self._convolve(inputs, self.conv.kernel * scale)
+                outputs = self._convolve(inputs, self.conv.kernel * scale, training)
             else:
-                outputs = self._convolve(inputs, self.conv.kernel) * ops.cast(scale, inputs.dtype)
+                outputs = self._convolve(inputs, self.conv.kernel, training) * ops.cast(scale, inputs.dtype)
             outputs = outputs + ops.cast(bias, outputs.dtype)
         if self.activation == "relu":
             outputs = ops.relu(outputs)

@@ -1,6 +1,7 @@
 """`grouped_conv` computes exactly what `keras.ops.conv` computes for a grouped kernel, on every
 backend, whichever formulation it picks; TensorFlow takes the depthwise rewrite for narrow
-groups only."""
+groups at inference and for every group in training, where the grouped kernel's gradient is
+far slower."""
 
 import keras
 import numpy as np
@@ -81,12 +82,34 @@ def _gradients(function, x, k):
     return [g.detach().numpy() for g in torch.autograd.grad(function(x, k), [x, k])]
 
 
-def test_only_tensorflow_rewrites_and_only_narrow_groups():
+def test_only_tensorflow_rewrites_and_at_inference_only_narrow_groups():
     on_tensorflow = keras.backend.backend() == "tensorflow"
     narrow = (3, 3, NARROW_GROUP_CHANNELS, 128)
     assert uses_depthwise_rewrite((8, 56, 56, 128), narrow) is on_tensorflow
     assert not uses_depthwise_rewrite((8, 28, 28, 256), (3, 3, 2 * NARROW_GROUP_CHANNELS, 256))
     assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64))  # not grouped
+
+
+def test_in_training_every_grouped_convolution_on_tensorflow_is_rewritten():
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    wide = (3, 3, 32, 1024)  # ResNeXt-50's last stage: 32 groups of 32 channels
+    assert uses_depthwise_rewrite((8, 7, 7, 1024), wide, training=True) is on_tensorflow
+    assert not uses_depthwise_rewrite((8, 7, 7, 1024), wide, training=False)
+    assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64), training=True)  # not grouped
+
+
+@pytest.mark.parametrize("input_shape, groups, out_channels, kernel_size, strides, padding, dilation", CASES)
+def test_the_training_path_equals_the_plain_grouped_convolution(
+    input_shape, groups, out_channels, kernel_size, strides, padding, dilation
+):
+    rng = np.random.default_rng(2)
+    images = rng.normal(size=input_shape).astype("float32")
+    kernel = rng.normal(size=(kernel_size, kernel_size, input_shape[-1] // groups, out_channels)).astype("float32")
+
+    result = grouped_conv(images, kernel, strides=strides, padding=padding, dilation_rate=dilation, training=True)
+    expected = ops.conv(images, kernel, strides=strides, padding=padding, dilation_rate=dilation)
+
+    np.testing.assert_allclose(ops.convert_to_numpy(result), ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_exports_trace_the_grouped_convolution_itself():
