@@ -39,13 +39,14 @@ def _list(args):
 
 
 def _measure(zoo, name, input_size):
+    from attention_zoo.registry import square_input_shape
+
     model = zoo.get(name)
-    size = input_size or zoo.model_info(name).default_input_size
-    channels = zoo.model_info(name).input_channels
+    input_shape = square_input_shape(name, input_size)
     return {
         "params": zoo.count_params(model),
-        "gmacs": round(zoo.count_macs(model, input_shape=(size, size, channels)) / 1e9, 3),
-        "input_size": size,
+        "gmacs": round(zoo.count_macs(model, input_shape=input_shape) / 1e9, 3),
+        "input_size": input_shape[0],
     }
 
 

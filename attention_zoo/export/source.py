@@ -41,7 +41,7 @@ def resolve_model(source, *, input_size=None, num_classes=None, weights=None, op
     import attention_zoo
     from attention_zoo.registry import square_input_shape
 
-    attention_zoo.model_info(source)  # an unknown name raises, listing the closest ones
+    # square_input_shape looks the name up first: an unknown name raises, listing the closest ones.
     return attention_zoo.get(
         source,
         weights=weights,
