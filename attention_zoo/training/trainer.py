@@ -469,8 +469,24 @@ class Trainer:
         self.best = None
         self.monitor = None
         self.report = None
+        self._clocks = {}  # timing key -> perf_counter() up to which it is counted in the report
 
     # Report.
+
+    def _start_clock(self, key, at=None):
+        self._clocks[key] = time.perf_counter() if at is None else at
+
+    def _count_time(self, key, stop=False):
+        """Adds the time since the clock's last mark to `report["timings"][key]`. Called at
+        every epoch, not only when a session ends, so that a run killed outright (SIGKILL,
+        SIGTERM: no `finally` runs) still reports the time of the epochs it kept."""
+        mark = self._clocks.pop(key, None) if stop else self._clocks.get(key)
+        if mark is None:
+            return
+        now = time.perf_counter()
+        self.report["timings"][key] = round(self.report["timings"][key] + now - mark, 3)
+        if not stop:
+            self._clocks[key] = now
 
     @staticmethod
     def _comparable(settings):
@@ -490,6 +506,8 @@ class Trainer:
 
     def record_epoch(self, record):
         record = _jsonable(record)  # the report in memory reads like report.json: NaN is None
+        self._count_time("train_seconds")
+        self._count_time("total_seconds")
         epochs = [e for e in self.report["epochs"] if e["epoch"] < record["epoch"]]
         self.report["epochs"] = epochs + [record]
         self.report["best"] = self.best
@@ -567,10 +585,11 @@ class Trainer:
 
     def train(self):
         """Trains (or resumes) the recipe; returns the report dict (also in report.json)."""
-        started = time.perf_counter()
+        session_started = time.perf_counter()
         state = self._prepare_directory()
         if state == "completed":  # the same command again: nothing left to do
             return self.report
+        self._start_clock("total_seconds", at=session_started)
         epochs_done = state["epochs_done"] if state else 0
         session = {"started": _now(), "resumed_from_epoch": epochs_done, "status": "running"}
         self.report["sessions"].append(session)
@@ -599,9 +618,7 @@ class Trainer:
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
             session["ended"] = _now()
-            self.report["timings"]["total_seconds"] = round(
-                self.report["timings"]["total_seconds"] + time.perf_counter() - started, 3
-            )
+            self._count_time("total_seconds", stop=True)
             self.write_report()
         return self.report
 
@@ -659,7 +676,7 @@ class Trainer:
             offset += phase["epochs"]
         restored = epochs_done == 0
         status = "completed"
-        train_started = time.perf_counter()
+        self._start_clock("train_seconds")
         try:
             for index, phase, start, end in plan:
                 if phase["epochs"] == 0 or epochs_done >= end:
@@ -705,9 +722,7 @@ class Trainer:
                     break
                 epochs_done = end
         finally:
-            self.report["timings"]["train_seconds"] = round(
-                self.report["timings"]["train_seconds"] + time.perf_counter() - train_started, 3
-            )
+            self._count_time("train_seconds", stop=True)
         if status == "diverged" and self.run.last_weights.is_file():
             # Put the last good weights back: the model in memory holds the diverged ones.
             model.load_weights(self.run.last_weights)

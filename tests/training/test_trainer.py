@@ -127,6 +127,32 @@ def test_the_report_records_recipe_settings_epochs_evaluation_timings_and_artifa
     assert all(layer.trainable for layer in model.layers) and getattr(model, "optimizer", None) is None
 
 
+class ReportOnDisk(keras.callbacks.Callback):
+    """report.json as a run killed outright (no `finally`) would leave it after each epoch."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.reports = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.reports.append(json.loads(self.path.read_text()))
+
+
+def test_the_report_on_disk_counts_the_time_of_every_epoch_it_keeps(tmp_path):
+    # A run killed by SIGKILL keeps the report of its last epoch: its timings must count that
+    # session's epochs, or a resumed run under-reports its training time.
+    on_disk = ReportOnDisk(tmp_path / "run" / "report.json")
+    report = Trainer(tiny(), tmp_path / "run", callbacks=[on_disk]).train()
+    for kept in on_disk.reports:
+        epoch_seconds = sum(epoch["seconds"] for epoch in kept["epochs"])
+        assert kept["timings"]["train_seconds"] >= epoch_seconds > 0
+        assert kept["timings"]["total_seconds"] >= kept["timings"]["train_seconds"]
+    counted = [kept["timings"]["train_seconds"] for kept in on_disk.reports]
+    assert len(counted) == 3 and counted == sorted(counted)
+    assert report["timings"]["train_seconds"] >= counted[-1]
+
+
 def test_resuming_with_other_settings_is_refused(resumed_run):
     _, run_dir, argv, _, _ = resumed_run
     code, out = run_cli(argv + ["--set", "phases.1.learning_rate=1e-2"])
