@@ -316,6 +316,32 @@ def test_macs_report_counts_coarse_saliency_k_patches_and_top_against_the_fine_m
     assert more["dcn"] - report["dcn"] == 8 * patch
 
 
+def test_a_trained_network_runs_with_another_number_of_patches_and_the_same_weights(tmp_path):
+    model = small_dcn(num_patches=4)
+    same = model.with_patches(4)
+    np.testing.assert_array_equal(numpy(same(DIGITS)), numpy(model(DIGITS)))
+
+    more = model.with_patches(12)
+    assert more.num_patches == 12 and model.num_patches == 4
+    assert [w.path for w in more.weights] == [w.path for w in model.weights]
+    for copied, original in zip(more.weights, model.weights):
+        np.testing.assert_array_equal(numpy(copied), numpy(original))
+        assert copied is not original
+    # The same saliency ranks the positions, so the first four of twelve are the four.
+    positions = numpy(more.attention(DIGITS)["positions"])
+    assert positions.shape == (2, 12, 2)
+    np.testing.assert_array_equal(positions[:, :4], numpy(model.attention(DIGITS)["positions"]))
+    assert more.count_macs() > model.count_macs()
+
+    model.save_weights(tmp_path / "trained_with_4.weights.h5")
+    loaded = small_dcn(num_patches=12)
+    loaded.load_weights(tmp_path / "trained_with_4.weights.h5")
+    np.testing.assert_allclose(numpy(loaded(DIGITS)), numpy(more(DIGITS)), rtol=1e-6, atol=1e-6)
+
+    with pytest.raises(ValueError, match="num_patches"):
+        model.with_patches(0)
+
+
 # ------------------------------------------------------------------------------------ bad input
 
 

@@ -291,6 +291,20 @@ class DynamicCapacityNetwork(keras.Model):
             "hint": self._hint_loss(outputs["coarse_flat"], outputs["fine"], outputs["indices"]),
         }
 
+    def with_patches(self, num_patches):
+        """This network with another number of fine patches k and the same weights.
+
+        k only sets how many positions the top_k keeps, so a network trained with one k runs
+        with any other: more patches cost `num_patches` fine passes per image and see more of
+        it (`count_macs` of the copy prices them). The copy shares no variables with this one;
+        its weights keep this network's paths, so it saves and loads like the original."""
+        config = self.get_config()
+        config.update(num_patches=num_patches)
+        model = type(self).from_config(config)
+        model.build((None, *self.image_shape))
+        model.set_weights(self.get_weights())
+        return model
+
     def count_macs(self, input_shape=None):
         """Multiply-accumulates per image of the whole DCN pass (see `macs_report`)."""
         from attention_zoo.models.dynamic_capacity.costs import macs_report
