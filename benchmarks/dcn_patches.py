@@ -16,7 +16,6 @@ Nothing here is timed.
 
 import argparse
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from attention_zoo.models.dynamic_capacity import DynamicCapacityNetwork  # noqa: E402
-from attention_zoo.training import RecipeError, RunDirectory, evaluate_model  # noqa: E402
-from attention_zoo.training.recipe import validate  # noqa: E402
+from attention_zoo.training import RecipeError, evaluate_model  # noqa: E402
+from attention_zoo.training.evaluation import model_and_settings  # noqa: E402
 from attention_zoo.training.trainer import Data  # noqa: E402
 
 
@@ -45,14 +44,11 @@ def with_patches(trained, num_patches):
 
 
 def read_run(run_dir):
-    run = RunDirectory(pathlib.Path(run_dir))
-    report = run.read_report()
-    if report is None or not run.best_model.is_file():
-        raise RecipeError(f"{run_dir} is not a finished run directory (report.json and best.keras)")
-    trained = keras.saving.load_model(run.best_model, compile=False)
+    model_path, settings = model_and_settings(run_dir)
+    trained = keras.saving.load_model(model_path, compile=False)
     if not isinstance(trained, DynamicCapacityNetwork):
         raise RecipeError(f"{run_dir}: best.keras is a {type(trained).__name__}, not a DynamicCapacityNetwork")
-    return trained, validate(report["settings"])
+    return trained, settings
 
 
 def main(argv=None):
@@ -65,7 +61,10 @@ def main(argv=None):
 
     rows = []
     for run_dir in args.runs:
-        trained, settings = read_run(run_dir)
+        try:
+            trained, settings = read_run(run_dir)
+        except RecipeError as error:
+            parser.error(str(error))
         split = args.split or settings["data"]["test_split"] or settings["data"]["validation_split"]
         data = Data(settings, splits=[])
         patches = sorted({trained.num_patches, *args.patches})

@@ -10,7 +10,9 @@ from attention_zoo.training.recipe import RecipeError, load, validate, apply_ove
 from attention_zoo.training.trainer import Data, RunDirectory, evaluate_model
 
 
-def _settings_for(target, recipe, overrides):
+def model_and_settings(target, recipe=None, overrides=()):
+    """(path of the model to evaluate, recipe settings that read its data) for a run directory
+    (its best.keras and report.json, or `recipe`) or a `.keras` file with a `recipe`."""
     target = pathlib.Path(os.path.expanduser(str(target)))
     if target.is_dir():
         run = RunDirectory(target)
@@ -33,7 +35,7 @@ def evaluate(target, recipe=None, overrides=(), splits=None, verbose=0):
     """Metrics of a run's best model (`target` = run directory) or of a `.keras` model (with a
     `recipe` for the data) on `splits` (default: the recipe's evaluation splits, else its test
     split). Returns {"model": path, "evaluation": {split: {metric: value}}}."""
-    model_path, settings = _settings_for(target, recipe, overrides)
+    model_path, settings = model_and_settings(target, recipe, overrides)
     if not splits:
         splits = settings["evaluation"]["splits"] or [settings["data"]["test_split"] or settings["data"]["validation_split"]]
     splits = [split for split in splits if split]
