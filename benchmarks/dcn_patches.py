@@ -24,7 +24,7 @@ import keras  # noqa: E402
 
 from attention_zoo.models.dynamic_capacity import DynamicCapacityNetwork  # noqa: E402
 from attention_zoo.training import RecipeError, evaluate_model  # noqa: E402
-from attention_zoo.training.evaluation import model_and_settings  # noqa: E402
+from attention_zoo.training.evaluation import held_out_split, model_and_settings  # noqa: E402
 from attention_zoo.training.trainer import Data  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main(argv=None):
             trained, settings = read_run(run_dir)
         except RecipeError as error:
             parser.error(str(error))
-        split = args.split or settings["data"]["test_split"] or settings["data"]["validation_split"]
+        split = args.split or held_out_split(settings)
         data = Data(settings, splits=[])
         patches = sorted({trained.num_patches, *args.patches})
         accuracy = {}

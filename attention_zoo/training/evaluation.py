@@ -31,13 +31,19 @@ def model_and_settings(target, recipe=None, overrides=()):
     raise RecipeError(f"{str(target)!r} is neither a run directory nor a .keras model file")
 
 
+def held_out_split(settings):
+    """The split a model is judged on when none is named: the recipe's test split, else its
+    validation split ("" when it has neither)."""
+    return settings["data"]["test_split"] or settings["data"]["validation_split"]
+
+
 def evaluate(target, recipe=None, overrides=(), splits=None, verbose=0):
     """Metrics of a run's best model (`target` = run directory) or of a `.keras` model (with a
     `recipe` for the data) on `splits` (default: the recipe's evaluation splits, else its test
     split). Returns {"model": path, "evaluation": {split: {metric: value}}}."""
     model_path, settings = model_and_settings(target, recipe, overrides)
     if not splits:
-        splits = settings["evaluation"]["splits"] or [settings["data"]["test_split"] or settings["data"]["validation_split"]]
+        splits = settings["evaluation"]["splits"] or [held_out_split(settings)]
     splits = [split for split in splits if split]
     if not splits:
         raise RecipeError("no split to evaluate: pass --split, or set data.test_split")
