@@ -50,10 +50,23 @@ def _measure(zoo, name, input_size):
     }
 
 
+def _published_weights(name):
+    """{tag: summary} of the published weights that load into `name`."""
+    from attention_zoo import pretrained
+
+    default = pretrained.default_tag(name)
+    return {
+        tag: {"default": tag == default, "dataset": entry.dataset, "num_classes": entry.num_classes,
+              "verified": entry.sha256 is not None, "url": entry.url}
+        for tag, entry in sorted(pretrained.available_weights(name).items())
+    }
+
+
 def _info(args):
     zoo = _import_zoo()
     info = zoo.model_info(args.model)
     report = dataclasses.asdict(info)
+    report["weights"] = _published_weights(info.name)
     if args.build:
         report["measured"] = _measure(zoo, args.model, args.input_size)
     if args.json:
@@ -69,6 +82,10 @@ def _info(args):
         print(f"  {key}: {value}")
     if info.notes:
         print(f"  notes:    {info.notes}")
+    for tag, weights in report["weights"].items():
+        checked = "sha256 published" if weights["verified"] else "no published sha256: needs allow_unverified"
+        default = " (the default: weights='imagenet' loads it)" if weights["default"] else ""
+        print(f"  weights:  '{tag}'{default}, {weights['dataset']}, {weights['num_classes']} classes, {checked}")
     if args.build:
         measured = report["measured"]
         print(f"  built:    {measured['params']:,} parameters (PyTorch convention), "

@@ -9,7 +9,7 @@ arrays, no TensorFlow needed).
 """
 
 from attention_zoo.data import pipeline, synthetic
-from attention_zoo.data.pipeline import Augmentation
+from attention_zoo.data.pipeline import Augmentation, normalization_for
 from attention_zoo.data.sources import (
     SYNTHETIC_DATASETS,
     TFDS_DATASETS,
@@ -66,6 +66,7 @@ __all__ = [
     "load_segmentation_folder",
     "load_synthetic",
     "load_tfds",
+    "normalization_for",
     "pipeline",
     "synthetic",
     "trimap_to_classes",

@@ -102,6 +102,24 @@ def normalize(images, mode, channels):
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {mode!r}")
 
 
+# Each normalization as the (mean, std) applied to pixels in [0, 1], the way checkpoints state theirs.
+_NORMALIZATION_STATS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "unit": ((0.0,) * 3, (1.0,) * 3),
+    "none": ((0.0,) * 3, (1 / 255,) * 3),
+}
+
+
+def normalization_for(mean, std):
+    """The normalization mode that applies `mean` and `std` (per channel, on pixels in [0, 1]),
+    or None when none does."""
+    for mode, (mode_mean, mode_std) in _NORMALIZATION_STATS.items():
+        close = all(abs(a - b) < 1e-3 for a, b in zip((*mean, *std), (*mode_mean, *mode_std)))
+        if close and len(mean) == len(std) == 3:
+            return mode
+    return None
+
+
 def build(
     dataset,
     *,

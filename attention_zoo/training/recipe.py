@@ -55,8 +55,12 @@ SCHEMA = {
     "model": {
         "name": Field("str", required=True, help="a registered model, see `attention-zoo list`"),
         "options": Field("dict", {}, "family overrides passed to attention_zoo.get, e.g. {drop_rate = 0.2}"),
-        "weights": Field("str", "", "pretrained weights: a .keras model or .weights.h5 file; layers are matched by name "
-                         "and shape, so a checkpoint with another head size still initialises the backbone"),
+        "weights": Field("str", "", "pretrained weights: a published tag ('imagenet' or one of "
+                         "`attention-zoo info MODEL`'s tags, downloaded, verified and converted) or a source checkpoint "
+                         "(.safetensors, .pth), loaded with a new head for the recipe's classes; or a .keras model or "
+                         ".weights.h5 file, whose layers are matched by name and shape, so a checkpoint with another "
+                         "head size still initialises the backbone"),
+        "allow_unverified": Field("bool", False, "load a published tag whose publisher states no checksum"),
         "head": Field("str_list", ["fc"], "layers trained while the backbone is frozen"),
         "backbone": Field("str_list", [], "layers to freeze in frozen phases; default: every layer except `head`"),
     },

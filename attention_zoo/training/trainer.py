@@ -272,12 +272,74 @@ def load_pretrained(model, path, settings, input_shape):
     return {"source": str(path), "loaded": len(loaded), "skipped": skipped}
 
 
+def _is_keras_file(path):
+    return path.endswith(".keras") or path.endswith(".weights.h5")
+
+
+def published_weights(settings):
+    """What `attention_zoo.get` loads for `model.weights` when it is a published tag or a source
+    checkpoint (anything but a `.keras` or `.weights.h5` file), or None."""
+    weights = settings["model"]["weights"]
+    if not weights or _is_keras_file(weights):
+        return None
+    from attention_zoo.pretrained import Weights
+
+    return Weights(weights, allow_unverified=settings["model"]["allow_unverified"])
+
+
+def check_normalization(settings, preprocessing):
+    """The recipe must scale pixels the way the loaded weights were trained to see them: a
+    mismatch trains without an error, only worse, so it is refused here."""
+    if preprocessing is None:  # a local checkpoint of unknown provenance
+        return
+    wanted = zoo_data.normalization_for(preprocessing.mean, preprocessing.std)
+    recipe = settings["data"]["normalization"]
+    if wanted == recipe:
+        return
+    expected = f'set data.normalization = "{wanted}"' if wanted else "no data.normalization matches it"
+    raise RecipeError(
+        f"model.weights {settings['model']['weights']!r} expects pixels in [0, 1] normalised by mean "
+        f"{tuple(preprocessing.mean)} and std {tuple(preprocessing.std)}; the recipe's data.normalization is "
+        f"{recipe!r}: {expected}"
+    )
+
+
 def build_model(settings, info):
     height, width = settings["data"]["image_size"]
     input_shape = (height, width, settings["data"]["channels"])
+    published = published_weights(settings)
     model = attention_zoo.get(
-        settings["model"]["name"], num_classes=info.num_classes, input_shape=input_shape, **settings["model"]["options"]
+        settings["model"]["name"],
+        weights=published,
+        num_classes=info.num_classes,
+        input_shape=input_shape,
+        **settings["model"]["options"],
     )
+    model = _single_output(model, settings)
+    if published is not None:
+        loaded = model.pretrained_weights
+        check_normalization(settings, loaded.preprocessing)
+        return model, {
+            "source": loaded.source,
+            "tag": loaded.tag,
+            "sha256": loaded.sha256,
+            "verified": loaded.verified,
+            "loaded": loaded.loaded,
+            "head_loaded": loaded.head_loaded,
+        }
+    if settings["model"]["weights"]:
+        return model, load_pretrained(model, settings["model"]["weights"], settings, input_shape)
+    frozen = [phase["name"] for phase in settings["phases"] if phase["freeze_backbone"] and phase["epochs"]]
+    if frozen and not settings["model"]["options"].get("encoder_weights"):
+        warnings.warn(
+            f"phase(s) {frozen} freeze the backbone of {settings['model']['name']}, which has random weights: "
+            "set model.weights (a tag such as 'imagenet', or a checkpoint) to fine-tune pretrained weights",
+            stacklevel=2,
+        )
+    return model, None
+
+
+def _single_output(model, settings):
     try:
         outputs = model.output
     except (AttributeError, ValueError):  # subclassed models without a functional graph
@@ -287,10 +349,7 @@ def build_model(settings, info):
             f"{settings['model']['name']} returns several outputs {sorted(model.output)}; the trainer trains "
             "single-output models (turn off deep_supervision)"
         )
-    pretrained = None
-    if settings["model"]["weights"]:
-        pretrained = load_pretrained(model, settings["model"]["weights"], settings, input_shape)
-    return model, pretrained
+    return model
 
 
 def set_phase_trainable(model, phase, settings):

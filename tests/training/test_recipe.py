@@ -6,6 +6,7 @@ import keras
 import pytest
 
 import attention_zoo
+from attention_zoo import pretrained
 from attention_zoo.data import DatasetInfo
 from attention_zoo.training import recipe as recipes
 from attention_zoo.training.recipe import RecipeError, load
@@ -42,6 +43,9 @@ def test_every_recipe_builds_its_model_and_freezes_what_its_phases_say(path):
     settings = load(path).settings
     if settings["model"]["name"] not in attention_zoo.list_models():
         pytest.fail(f"{path.name} trains {settings['model']['name']}, which is not registered")
+    # Published tags download their checkpoint; loading them is tested offline in test_trainer.
+    assert settings["model"]["weights"] in ("", *attention_zoo.pretrained.available_weights(settings["model"]["name"]))
+    settings["model"]["weights"] = ""
     classes = CLASSES.get(settings["data"]["name"], 5)
     info = DatasetInfo("x", settings["task"], classes, tuple(map(str, range(classes))), settings["data"]["channels"])
     model, _ = build_model(settings, info)

@@ -246,3 +246,90 @@ def test_pretrained_weights_initialise_every_layer_but_a_head_of_another_size(tm
                 np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
     with pytest.raises(RecipeError, match="is not a file"):
         load_pretrained(target, str(tmp_path / "missing.keras"), settings, shape)
+
+
+# A small ResNet-18 (one block per stage) on the 5-class embedded shapes, as a user fine-tunes
+# an ImageNet ResNet on their own classes.
+RESNET = {"name": "resnet18", "options": {"layers": [1, 1, 1, 1]}}
+SHAPES = {"name": "shapes", "channels": 3, "normalization": "imagenet", "options": {"train": 32, "size": 32},
+          "validation_split": "", "test_split": ""}
+
+
+@pytest.fixture
+def published_resnet(tmp_path, monkeypatch):
+    """A randomised 10-class ResNet-18, published as a timm-layout .safetensors under the
+    verified tag "test_published" (a file:// download with ImageNet preprocessing)."""
+    from attention_zoo import pretrained
+    from tests.pretrained.fakes import randomize, save_safetensors, sha256_of, timm_state_dict
+
+    monkeypatch.setenv("ATTENTION_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    source = randomize(attention_zoo.get("resnet18", num_classes=10, input_shape=(32, 32, 3), layers=(1, 1, 1, 1)))
+    path = save_safetensors(timm_state_dict(source), tmp_path / "model.safetensors")
+    pretrained.register_weights(
+        "resnet18", "test_published", url=path.as_uri(), file_format="safetensors", converter="timm",
+        license="test", sha256=sha256_of(path), num_classes=10,
+    )
+    yield source
+    pretrained.unregister_weights("resnet18", "test_published")
+
+
+def test_a_published_tag_in_model_weights_is_downloaded_verified_and_fine_tuned_with_a_new_head(
+    tmp_path, published_resnet
+):
+    from attention_zoo.training.recipe import load
+    from attention_zoo.training.trainer import build_model
+
+    raw = tiny(model={**RESNET, "weights": "test_published"}, data=SHAPES,
+               phases=[{"name": "head", "epochs": 1, "learning_rate": 1e-2, "freeze_backbone": True}])
+    info = attention_zoo.data.DatasetInfo("shapes", "classification", 5, tuple("abcde"), 3)
+    model, loaded = build_model(load(raw).settings, info)
+    assert loaded["tag"] == "test_published" and loaded["verified"] and not loaded["head_loaded"]
+    assert loaded["source"].startswith("file://") and len(loaded["sha256"]) == 64
+    # Every layer but the new 5-class head holds the published weights.
+    assert model.get_layer("fc").kernel.shape == (512, 5)
+    for layer in model.layers:
+        if layer.weights and layer.name != "fc":
+            for mine, theirs in zip(layer.weights, published_resnet.get_layer(layer.name).weights):
+                np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
+    report = train(raw, tmp_path / "run")
+    assert report["status"] == "completed" and report["model"]["pretrained"] == loaded
+
+
+def test_weights_that_expect_other_pixel_scaling_than_the_recipe_are_refused(tmp_path, published_resnet):
+    raw = tiny(model={**RESNET, "weights": "test_published"}, data={**SHAPES, "normalization": "unit"})
+    with pytest.raises(RecipeError, match=r"expects pixels in \[0, 1\] normalised by mean .*"
+                                          r'set data.normalization = "imagenet"'):
+        train(raw, tmp_path / "run")
+
+
+def test_an_unknown_tag_in_model_weights_names_the_tags_there_are(tmp_path, published_resnet):
+    raw = tiny(model={**RESNET, "weights": "no_such_tag"}, data=SHAPES)
+    with pytest.raises(ValueError, match="unknown weights tag 'no_such_tag'.*'test_published'"):
+        train(raw, tmp_path / "run")
+
+
+def test_a_tag_without_a_published_checksum_needs_allow_unverified(tmp_path, published_resnet):
+    from attention_zoo import pretrained
+
+    entry = pretrained.available_weights("resnet18")["test_published"]
+    pretrained.register_weights("resnet18", "test_unverified", url=entry.url, file_format="safetensors",
+                                converter="timm", license="test", num_classes=10)
+    try:
+        raw = tiny(model={**RESNET, "weights": "test_unverified"}, data=SHAPES,
+                   phases=[{"name": "head", "epochs": 1, "learning_rate": 1e-2, "freeze_backbone": True}])
+        with pytest.raises(ValueError, match="publishes no SHA-256 checksum"):
+            train(raw, tmp_path / "refused")
+        raw["model"]["allow_unverified"] = True
+        report = train(raw, tmp_path / "run")
+        assert report["status"] == "completed" and not report["model"]["pretrained"]["verified"]
+    finally:
+        pretrained.unregister_weights("resnet18", "test_unverified")
+
+
+def test_freezing_a_backbone_that_has_random_weights_warns(tmp_path):
+    from attention_zoo.training.recipe import load
+    from attention_zoo.training.trainer import build_model
+
+    info = attention_zoo.data.DatasetInfo("x", "classification", 5, tuple("abcde"), 1)
+    with pytest.warns(UserWarning, match=r"phase\(s\) \['head'\] freeze the backbone .* random weights"):
+        build_model(load(tiny()).settings, info)
