@@ -7,6 +7,7 @@ before the first variable is assigned, so a failure leaves the model exactly as 
 import dataclasses
 import logging
 import os
+import warnings
 
 import keras
 
@@ -145,7 +146,7 @@ def _load_file(model, path, name, spec):
             converted, metadata = cache.read_converted(path)
             loaded, head_loaded = assign(model, converted, f"'{path}'")
             return PretrainedWeights(name, path, metadata.get("tag"), loaded=loaded, head_loaded=head_loaded)
-        loaded = _load_keras_file(model, path, name)
+        loaded, _ = _load_keras_file(model, path, name)
         return PretrainedWeights(name, path, loaded=loaded)
     state_dict = checkpoints.read_state_dict(path)
     converted = converters.convert(state_dict, spec.layout)
@@ -153,19 +154,74 @@ def _load_file(model, path, name, spec):
     return PretrainedWeights(name, path, loaded=loaded, head_loaded=head_loaded)
 
 
-def _load_keras_file(model, path, name):
-    """A zoo `.weights.h5` (from `model.save_weights`) of exactly this architecture and head."""
+def _load_keras_file(model, path, name, entry=None):
+    """A zoo `.weights.h5` (from `model.save_weights`) of exactly this architecture and head.
+
+    For a tag (`entry`) whose checkpoint has another class count than `model`, everything but
+    the head loads and the head keeps its initialisation, as for converted checkpoints.
+    Returns (number of variables loaded, whether the head was loaded)."""
     saved = [keras.ops.convert_to_numpy(variable) for variable in model.weights]
     try:
         model.load_weights(path)
+        return len(saved), True
     except Exception as error:
-        for variable, value in zip(model.weights, saved):
-            variable.assign(value)
+        _restore(model, saved)
+        classes = _class_count(model)
+        if entry is not None and classes is not None and classes != entry.num_classes:
+            return _load_keras_backbone(model, path, name, entry, saved, classes)
         raise WeightsMismatchError(
             f"{name}: the Keras weights file '{path}' does not fit this model ({error}). A .weights.h5 file "
             "loads only into the architecture (and head) it was saved from; the model was left unchanged."
         ) from error
-    return len(saved)
+
+
+def _restore(model, saved):
+    for variable, value in zip(model.weights, saved):
+        variable.assign(value)
+
+
+def _class_count(model):
+    """Classes of the model's head (the last axis of its output), or None without one."""
+    count = getattr(model, "num_classes", None)
+    if isinstance(count, int):
+        return count
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    return shape[-1] if isinstance(shape, tuple) and isinstance(shape[-1], int) else None
+
+
+def _load_keras_backbone(model, path, name, entry, saved, classes):
+    """Loads a zoo `.weights.h5` of `entry.num_classes` classes into `model` of `classes`: every
+    variable but the head's. Which variables Keras skipped is read exactly: they are filled
+    with NaN first and still NaN after the load. Anything skipped that does not end in the
+    model's class axis is not a head, so the model is restored and the mismatch raised."""
+    floats = [v for v in model.weights if keras.backend.standardize_dtype(v.dtype).startswith(("float", "bfloat"))]
+    for variable in floats:
+        variable.assign(keras.ops.full(variable.shape, float("nan"), dtype=variable.dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about the skipped head; the check below is exact
+        model.load_weights(path, skip_mismatch=True)
+    skipped = [v for v in floats if bool(keras.ops.all(keras.ops.isnan(v)))]
+    not_head = [v for v in skipped if not v.shape or v.shape[-1] != classes]
+    if not_head or not skipped:
+        _restore(model, saved)
+        first = not_head[0] if not_head else None
+        why = (f"its weight '{first.path}' {tuple(first.shape)} did not load and is not part of a {classes}-class head"
+               if first is not None else "nothing in it differs only by the head")
+        raise WeightsMismatchError(
+            f"{name}: the weights '{entry.name}' ({entry.num_classes} classes) do not fit this {classes}-class model: "
+            f"{why}. The model was left unchanged."
+        )
+    by_path = dict(zip((v.path for v in model.weights), saved))
+    for variable in skipped:
+        variable.assign(by_path[variable.path])
+    logger.warning(
+        "%s: the weights '%s' have %d classes, the model %d: loaded everything but the head (%s), which keeps "
+        "its initialisation", name, entry.name, entry.num_classes, classes, ", ".join(v.path for v in skipped)
+    )
+    return len(model.weights) - len(skipped), False
 
 
 def _load_tag(model, tag, name, spec):
@@ -184,8 +240,8 @@ def _load_tag(model, tag, name, spec):
     if converted is None:
         if entry.file_format == "keras":
             path, digest = download.fetch(entry, root)
-            loaded = _load_keras_file(model, path, name)
-            return _info(name, entry, digest, verified, loaded, True)
+            loaded, head_loaded = _load_keras_file(model, path, name, entry)
+            return _info(name, entry, digest, verified, loaded, head_loaded)
         converted, digest = _convert_source(root, entry)
     loaded, head_loaded = assign(model, converted, f"weights '{entry.name}'")
     if not verified:

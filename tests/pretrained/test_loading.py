@@ -240,6 +240,43 @@ def test_project_trained_keras_weights_register_and_download_like_published_ones
     assert model.pretrained_weights.verified
 
 
+@pytest.mark.parametrize("name, options", [("resnet18", SMALL), ("dcn", {"input_shape": (32, 32, 1)})],
+                         ids=["functional", "subclassed"])
+def test_a_project_trained_tag_loads_into_another_class_count_with_a_new_head(name, options, registered, tmp_path,
+                                                                              caplog):
+    trained = randomize(attention_zoo.get(name, num_classes=10, **options), seed=4)
+    path = tmp_path / f"{name}.weights.h5"
+    trained.save_weights(path)
+    registered(name, "test_project", url=path.as_uri(), file_format="keras", sha256=sha256_of(path), num_classes=10,
+               input_shape=options["input_shape"])
+    keras.utils.set_random_seed(5)
+    fresh = attention_zoo.get(name, num_classes=3, **options)
+    initial = weights_of(fresh)
+    with caplog.at_level(logging.WARNING, logger="attention_zoo.pretrained"):
+        pretrained.load_weights(fresh, "test_project")
+    assert "have 10 classes, the model 3: loaded everything but the head" in caplog.text
+    head = {variable.path for variable in fresh.weights if tuple(variable.shape)[-1:] == (3,)}
+    assert head and len(head) == 2  # the classifier's kernel and bias
+    source, loaded = weights_of(trained), weights_of(fresh)
+    for path_, value in loaded.items():
+        np.testing.assert_array_equal(value, initial[path_] if path_ in head else source[path_])
+    assert fresh.pretrained_weights.head_loaded is False
+    assert fresh.pretrained_weights.loaded == len(fresh.weights) - 2
+
+
+def test_a_project_trained_tag_that_differs_beyond_its_head_changes_nothing(registered, tmp_path):
+    trained = attention_zoo.get("resnet18", num_classes=10, **SMALL)
+    path = tmp_path / "resnet18.weights.h5"
+    trained.save_weights(path)
+    registered("resnet18", "test_project", url=path.as_uri(), file_format="keras", sha256=sha256_of(path),
+               num_classes=10)
+    other = attention_zoo.get("resnet18", num_classes=3, input_shape=SHAPE, layers=(2, 1, 1, 1))
+    before = weights_of(other)
+    with pytest.raises(pretrained.WeightsMismatchError, match="did not load and is not part of a 3-class head"):
+        pretrained.load_weights(other, "test_project")
+    assert_unchanged(other, before)
+
+
 def test_a_pytorch_file_without_torch_says_how_to_read_it(tmp_path, monkeypatch):
     path = tmp_path / "model.pth"
     path.write_bytes(b"\x80\x02" + b"\x00" * 64)
