@@ -240,6 +240,7 @@ def test_project_trained_keras_weights_register_and_download_like_published_ones
     assert model.pretrained_weights.verified
 
 
+@pytest.mark.every_backend  # the NaN fill and the skip_mismatch load, on every backend
 @pytest.mark.parametrize("name, options", [("resnet18", SMALL), ("dcn", {"input_shape": (32, 32, 1)})],
                          ids=["functional", "subclassed"])
 def test_a_project_trained_tag_loads_into_another_class_count_with_a_new_head(name, options, registered, tmp_path,
