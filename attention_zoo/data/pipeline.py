@@ -113,9 +113,10 @@ _NORMALIZATION_STATS = {
 def normalization_for(mean, std):
     """The normalization mode that applies `mean` and `std` (per channel, on pixels in [0, 1]),
     or None when none does."""
+    if len(mean) != 3 or len(std) != 3:
+        return None
     for mode, (mode_mean, mode_std) in _NORMALIZATION_STATS.items():
-        close = all(abs(a - b) < 1e-3 for a, b in zip((*mean, *std), (*mode_mean, *mode_std)))
-        if close and len(mean) == len(std) == 3:
+        if all(abs(a - b) < 1e-3 for a, b in zip((*mean, *std), (*mode_mean, *mode_std))):
             return mode
     return None
 

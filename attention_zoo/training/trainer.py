@@ -287,11 +287,16 @@ def published_weights(settings):
     return Weights(weights, allow_unverified=settings["model"]["allow_unverified"])
 
 
-def check_normalization(settings, preprocessing):
-    """The recipe must scale pixels the way the loaded weights were trained to see them: a
-    mismatch trains without an error, only worse, so it is refused here."""
-    if preprocessing is None:  # a local checkpoint of unknown provenance
+def check_normalization(settings):
+    """The recipe must scale pixels the way its published weights were trained to see them: a
+    mismatch trains without an error, only worse, so it is refused here, before any download.
+    A checkpoint file states no preprocessing, so only tags are checked."""
+    from attention_zoo.pretrained.loading import manifest_entry
+
+    entry = manifest_entry(settings["model"]["name"], settings["model"]["weights"])
+    if entry is None:
         return
+    preprocessing = entry.preprocessing
     wanted = zoo_data.normalization_for(preprocessing.mean, preprocessing.std)
     recipe = settings["data"]["normalization"]
     if wanted == recipe:
@@ -308,6 +313,8 @@ def build_model(settings, info):
     height, width = settings["data"]["image_size"]
     input_shape = (height, width, settings["data"]["channels"])
     published = published_weights(settings)
+    if published is not None:
+        check_normalization(settings)
     model = attention_zoo.get(
         settings["model"]["name"],
         weights=published,
@@ -318,7 +325,6 @@ def build_model(settings, info):
     model = _single_output(model, settings)
     if published is not None:
         loaded = model.pretrained_weights
-        check_normalization(settings, loaded.preprocessing)
         return model, {
             "source": loaded.source,
             "tag": loaded.tag,

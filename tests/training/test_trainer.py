@@ -300,6 +300,8 @@ def test_weights_that_expect_other_pixel_scaling_than_the_recipe_are_refused(tmp
     with pytest.raises(RecipeError, match=r"expects pixels in \[0, 1\] normalised by mean .*"
                                           r'set data.normalization = "imagenet"'):
         train(raw, tmp_path / "run")
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(path.is_file() for path in cache.rglob("*"))  # refused before downloading
 
 
 def test_an_unknown_tag_in_model_weights_names_the_tags_there_are(tmp_path, published_resnet):
