@@ -12,9 +12,16 @@ import dataclasses
 
 import tensorflow as tf
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALIZATIONS = ("imagenet", "unit", "none")
+from attention_zoo.pretrained.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+# Each normalization as the per-channel (mean, std) it applies to pixels in [0, 1]: the way
+# checkpoints state theirs, so a recipe's setting can be checked against its weights.
+_NORMALIZATION_STATS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "unit": ((0.0,) * 3, (1.0,) * 3),
+    "none": ((0.0,) * 3, (1 / 255,) * 3),
+}
+NORMALIZATIONS = tuple(_NORMALIZATION_STATS)
 RESIZE_MODES = ("stretch", "crop")
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
@@ -89,25 +96,16 @@ def _match_channels(image, channels):
 
 
 def normalize(images, mode, channels):
-    """uint8-range floats -> the model's input range."""
+    """uint8-range floats -> the model's input range. Images with other than three channels
+    get the channel average of the mean and std."""
+    if mode not in _NORMALIZATION_STATS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {mode!r}")
     if mode == "none":
-        return images
-    images = images / 255.0
-    if mode == "unit":
-        return images
-    if mode == "imagenet":
-        mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,) * channels
-        std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,) * channels
-        return (images - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-    raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {mode!r}")
-
-
-# Each normalization as the (mean, std) applied to pixels in [0, 1], the way checkpoints state theirs.
-_NORMALIZATION_STATS = {
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-    "unit": ((0.0,) * 3, (1.0,) * 3),
-    "none": ((0.0,) * 3, (1 / 255,) * 3),
-}
+        return images  # the table's (0, 1/255) exactly, without dividing and multiplying by 255
+    mean, std = _NORMALIZATION_STATS[mode]
+    if channels != 3:
+        mean, std = (sum(mean) / 3,) * channels, (sum(std) / 3,) * channels
+    return (images / 255.0 - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
 def normalization_for(mean, std):

@@ -2,9 +2,11 @@
 
 import numpy as np
 
+from attention_zoo.pretrained import transforms
+
 SCALES = ("unit", "imagenet", "raw")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
+IMAGENET_MEAN = np.array(transforms.IMAGENET_MEAN, dtype="float32")
+IMAGENET_STD = np.array(transforms.IMAGENET_STD, dtype="float32")
 
 
 class ImageReadError(ValueError):
