@@ -49,23 +49,27 @@ def assert_allclose_structures(actual, expected, rtol=1e-5, atol=1e-5):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
 
 
-def assert_config_round_trip(model, inputs):
-    """from_config(get_config()) rebuilds the same computation (weights copied over)."""
+def assert_config_round_trip(model, inputs, expected=None):
+    """from_config(get_config()) rebuilds the same computation (weights copied over).
+    `expected`: the model's inference outputs on `inputs`, when the caller has them already."""
     config = model.get_config()
     clone = model.__class__.from_config(copy.deepcopy(config))
     if not clone.built:
         clone(inputs)
     clone.set_weights(model.get_weights())
     assert clone.get_config() == config
-    assert_allclose_structures(clone(inputs, training=False), model(inputs, training=False))
+    expected = model(inputs, training=False) if expected is None else expected
+    assert_allclose_structures(clone(inputs, training=False), expected)
 
 
-def assert_keras_file_round_trip(model, inputs, tmp_path):
-    """A `.keras` file reloads in safe mode and gives identical outputs."""
+def assert_keras_file_round_trip(model, inputs, tmp_path, expected=None):
+    """A `.keras` file reloads in safe mode and gives identical outputs (`expected`, or the
+    model's own)."""
     path = tmp_path / f"{model.name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert_allclose_structures(loaded(inputs, training=False), model(inputs, training=False), rtol=1e-6, atol=1e-6)
+    expected = model(inputs, training=False) if expected is None else expected
+    assert_allclose_structures(loaded(inputs, training=False), expected, rtol=1e-6, atol=1e-6)
     return loaded
 
 
@@ -119,8 +123,8 @@ def check_model_contract(model, inputs, tmp_path, expected_output_shape):
     outputs = model(inputs, training=False)
     assert tuple(outputs.shape) == tuple(expected_output_shape)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(outputs)))
-    assert_config_round_trip(model, inputs)
-    assert_keras_file_round_trip(model, inputs, tmp_path)
+    assert_config_round_trip(model, inputs, expected=outputs)
+    assert_keras_file_round_trip(model, inputs, tmp_path, expected=outputs)
 
 
 def check_mixed_precision(build, inputs):

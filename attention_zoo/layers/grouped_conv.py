@@ -19,6 +19,14 @@ step of resnext50_32x4d (batch 8, 96x96) went from 12.6 to 1.5 s and sknet50's f
 1.9 s. A gradient taken through an inference-mode call (`training=False` under a tape) still
 goes through the grouped kernel's slow one.
 
+Called eagerly (`model(images)` outside a `tf.function`), every grouped convolution takes the
+rewrite too. Keras wraps each TensorFlow grouped convolution in a new `tf.function(jit_compile=True)`
+on every call, so eagerly each call traces and compiles it again: 60 to 70 ms per convolution
+whatever its size. An eager forward of sknet101 on two 64x64 images took 6 to 8 s that way, 1.7
+to 1.9 s with the rewrite; resnext50_32x4d at batch 8 and 224x224, 2.8 to 3.0 s against 2.2 s.
+Inside a `tf.function` (`predict`, `fit`, exports) the function is traced once and wide groups
+keep the grouped kernel.
+
 A dilated depthwise convolution is itself slow on TensorFlow (2.5x its undilated cost). With
 stride 1, "same" padding and an odd kernel, a dilation-d convolution equals an undilated one
 on each of the d x d interleaved sub-images (the rows and columns that are d apart), which is
@@ -70,6 +78,12 @@ def _dilated_by_interleaving(inputs, kernel, groups, dilation):
     return ops.reshape(ops.transpose(outputs, (0, 3, 1, 4, 2, 5)), (batch, height, width, out_channels))
 
 
+def _executing_eagerly():
+    import tensorflow as tf
+
+    return tf.executing_eagerly()
+
+
 def uses_depthwise_rewrite(input_shape, kernel_shape, training=False):
     """Whether `grouped_conv` computes this convolution as depthwise-then-sum."""
     in_channels, group_in = input_shape[-1], kernel_shape[2]
@@ -78,14 +92,14 @@ def uses_depthwise_rewrite(input_shape, kernel_shape, training=False):
         and not tracing_plain_graph()
         and in_channels is not None
         and group_in < in_channels
-        and (bool(training) or group_in <= NARROW_GROUP_CHANNELS)
+        and (bool(training) or group_in <= NARROW_GROUP_CHANNELS or _executing_eagerly())
     )
 
 
 def grouped_conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, training=False):
     """`keras.ops.conv` for NHWC inputs and a (kh, kw, C_in / groups, C_out) kernel, groups
-    inferred as ops.conv does; on TensorFlow, narrow groups, and every group when `training`,
-    take the depthwise rewrite."""
+    inferred as ops.conv does; on TensorFlow, narrow groups, and every group when `training` or
+    when called eagerly, take the depthwise rewrite."""
     if not uses_depthwise_rewrite(inputs.shape, kernel.shape, training):
         return ops.conv(inputs, kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
     groups = inputs.shape[-1] // kernel.shape[2]

@@ -1,7 +1,8 @@
 """`grouped_conv` computes exactly what `keras.ops.conv` computes for a grouped kernel, on every
 backend, whichever formulation it picks; TensorFlow takes the depthwise rewrite for narrow
-groups at inference and for every group in training, where the grouped kernel's gradient is
-far slower."""
+groups in a traced graph, and for every group in training (where the grouped kernel's gradient
+is far slower) and when called eagerly (where Keras compiles the grouped kernel anew on every
+call)."""
 
 import keras
 import numpy as np
@@ -22,7 +23,7 @@ CASES = [
     ((1, 8, 12, 16), 4, 8, 3, 1, "same", 4),  # dilation 4, 2 outputs per group
     ((1, 9, 9, 16), 4, 16, 3, 1, "same", 2),  # dilated, sides not divisible: dilated depthwise
     ((1, 8, 8, 16), 4, 16, 3, 1, "valid", 2),
-    ((2, 6, 6, 32), 4, 32, 3, 1, "same", 1),  # groups of 8: the grouped kernel everywhere
+    ((2, 6, 6, 32), 4, 32, 3, 1, "same", 1),  # groups of 8: the grouped kernel in a traced graph
 ]
 
 
@@ -85,20 +86,44 @@ def _gradients(function, x, k):
     return [g.detach().numpy() for g in torch.autograd.grad(function(x, k), [x, k])]
 
 
-def test_only_tensorflow_rewrites_and_at_inference_only_narrow_groups():
+def in_a_traced_graph(check):
+    """`check()` as TensorFlow evaluates it while tracing a graph (`predict`, `fit`, exports);
+    the other backends have no such distinction."""
+    if keras.backend.backend() != "tensorflow":
+        return check()
+    import tensorflow as tf
+
+    results = []
+
+    def trace():
+        results.append(check())
+        return tf.constant(0)
+
+    tf.function(trace).get_concrete_function()
+    return results[0]
+
+
+WIDE = (3, 3, 32, 1024)  # ResNeXt-50's last stage: 32 groups of 32 channels
+
+
+def test_only_tensorflow_rewrites_and_in_a_graph_at_inference_only_narrow_groups():
     on_tensorflow = keras.backend.backend() == "tensorflow"
     narrow = (3, 3, NARROW_GROUP_CHANNELS, 128)
-    assert uses_depthwise_rewrite((8, 56, 56, 128), narrow) is on_tensorflow
-    assert not uses_depthwise_rewrite((8, 28, 28, 256), (3, 3, 2 * NARROW_GROUP_CHANNELS, 256))
-    assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64))  # not grouped
+    assert in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 128), narrow)) is on_tensorflow
+    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 7, 7, 1024), WIDE))
+    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64)))  # not grouped
 
 
 def test_in_training_every_grouped_convolution_on_tensorflow_is_rewritten():
     on_tensorflow = keras.backend.backend() == "tensorflow"
-    wide = (3, 3, 32, 1024)  # ResNeXt-50's last stage: 32 groups of 32 channels
-    assert uses_depthwise_rewrite((8, 7, 7, 1024), wide, training=True) is on_tensorflow
-    assert not uses_depthwise_rewrite((8, 7, 7, 1024), wide, training=False)
-    assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64), training=True)  # not grouped
+    assert in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 7, 7, 1024), WIDE, training=True)) is on_tensorflow
+    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64), training=True))
+
+
+def test_called_eagerly_every_grouped_convolution_on_tensorflow_is_rewritten():
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    assert uses_depthwise_rewrite((8, 7, 7, 1024), WIDE) is on_tensorflow
+    assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64))  # not grouped
 
 
 def test_exports_trace_the_grouped_convolution_itself():
