@@ -287,13 +287,13 @@ def published_weights(settings):
     return Weights(weights, allow_unverified=settings["model"]["allow_unverified"])
 
 
-def check_normalization(settings):
-    """The recipe must scale pixels the way its published weights were trained to see them: a
-    mismatch trains without an error, only worse, so it is refused here, before any download.
-    A checkpoint file states no preprocessing, so only tags are checked."""
+def check_normalization(settings, published):
+    """The recipe must scale pixels the way its published weights (`published_weights`) were
+    trained to see them: a mismatch trains without an error, only worse, so it is refused here,
+    before any download. A checkpoint file states no preprocessing, so only tags are checked."""
     from attention_zoo.pretrained.loading import manifest_entry
 
-    entry = manifest_entry(settings["model"]["name"], settings["model"]["weights"])
+    entry = manifest_entry(settings["model"]["name"], published)
     if entry is None:
         return
     preprocessing = entry.preprocessing
@@ -313,8 +313,7 @@ def build_model(settings, info):
     height, width = settings["data"]["image_size"]
     input_shape = (height, width, settings["data"]["channels"])
     published = published_weights(settings)
-    if published is not None:
-        check_normalization(settings)
+    check_normalization(settings, published)
     model = attention_zoo.get(
         settings["model"]["name"],
         weights=published,
