@@ -289,6 +289,7 @@ def test_keras_file_round_trip_gives_identical_inference_outputs_and_locations(t
     randomize_weights(model, scale=0.1)
     loaded = assert_keras_file_round_trip(model, images, tmp_path)
     assert isinstance(loaded, RecurrentAttentionModel)
+    assert loaded.get_config() == model.get_config()
     expected = numpy(model.glimpse_locations(images))
     np.testing.assert_allclose(numpy(loaded.glimpse_locations(images)), expected, atol=1e-6)
 
