@@ -21,6 +21,7 @@ from attention_zoo.export import samples as sample_inputs
 from attention_zoo.export import selective
 from attention_zoo.export import verify as verification
 from attention_zoo.export.errors import ExportError, UnsupportedOpError
+from attention_zoo.export.freezing import converter_class
 from attention_zoo.export.source import require_tensorflow, resolve_model, static_input_shape
 from attention_zoo.layers.tracing import plain_graph
 
@@ -43,7 +44,7 @@ def _serving_function(model, input_shape):
 def _converter(model, input_shape, quantize, calibration, io_dtype):
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([_serving_function(model, input_shape)], model)
+    converter = converter_class().from_concrete_functions([_serving_function(model, input_shape)], model)
     # The converter freezes the weights into the graph and converts it directly: through a
     # temporary SavedModel (the default) it takes twice as long, for a SignatureDef.
     converter.experimental_lower_to_saved_model = False
