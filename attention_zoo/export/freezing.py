@@ -9,7 +9,7 @@ instead of 106 s, to the same bytes.
 
 `converter_class()` is the public converter with that step replaced. It calls two private
 functions of TensorFlow's `convert_to_constants`, the ones the public step calls itself; a
-TensorFlow without them gets the public converter. tests/export/test_freezing.py checks that
+TensorFlow without them, or with other signatures, gets the public step. tests/export/test_freezing.py checks that
 both write the same file and that the installed TensorFlow takes the direct path.
 """
 
@@ -35,16 +35,27 @@ def converter_class():
         def _freeze_concrete_function(self):
             if len(self._funcs) != 1:
                 return super()._freeze_concrete_function()  # its error message
-            (function,) = self._funcs
-            variables = convert_to_constants._FunctionConverterDataInEager(
-                func=function, lower_control_flow=False, aggressive_inlining=False
-            )
-            graph_def, frozen_indices = convert_to_constants._replace_variables_by_constants(converter_data=variables)
-            captures = function.graph.internal_captures
-            frozen = {id(captures[index]) for index in frozen_indices}
-            inputs = [t for t in function.inputs if id(t) not in frozen and t.dtype != tf.resource]
-            # The traced function stands in for the rebuilt one: the converter reads only its
-            # graph, and only for Grappler passes that a conversion to builtin ops does not run.
-            return graph_def, inputs, function.outputs, function
+            try:
+                return _freeze_without_rebuild(self._funcs[0])
+            except (TypeError, AttributeError):  # internals of another shape in another TensorFlow
+                return super()._freeze_concrete_function()
 
     return DirectFreezeConverter
+
+
+def _freeze_without_rebuild(function):
+    """(frozen GraphDef, input tensors, output tensors, the traced function), as the public
+    step returns them, without rebuilding a function from the GraphDef."""
+    import tensorflow as tf
+    from tensorflow.python.framework import convert_to_constants
+
+    variables = convert_to_constants._FunctionConverterDataInEager(
+        func=function, lower_control_flow=False, aggressive_inlining=False
+    )
+    graph_def, frozen_indices = convert_to_constants._replace_variables_by_constants(converter_data=variables)
+    captures = function.graph.internal_captures
+    frozen = {id(captures[index]) for index in frozen_indices}
+    inputs = [t for t in function.inputs if id(t) not in frozen and t.dtype != tf.resource]
+    # The traced function stands in for the rebuilt one: the converter reads only its
+    # graph, and only for Grappler passes that a conversion to builtin ops does not run.
+    return graph_def, inputs, function.outputs, function

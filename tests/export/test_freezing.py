@@ -52,8 +52,7 @@ class AddsACapturedConstant(keras.layers.Layer):
 
 def test_captured_constants_are_frozen_and_the_image_stays_the_only_input(monkeypatch):
     images = keras.Input((8, 8, 3))
-    outputs = AddsACapturedConstant()(keras.layers.Conv2D(4, 3)(images))
-    model = keras.Model(images, outputs)
+    model = keras.Model(images, AddsACapturedConstant()(keras.layers.Conv2D(4, 3)(images)))
 
     direct, public = convert_both_ways(model, (1, 8, 8, 3), "none", monkeypatch)
 
@@ -63,9 +62,32 @@ def test_captured_constants_are_frozen_and_the_image_stays_the_only_input(monkey
     assert tuple(image_input["shape"]) == (1, 8, 8, 3)
 
 
-def test_the_installed_tensorflow_takes_the_direct_path():
-    assert freezing.converter_class() is not tf.lite.TFLiteConverter
-    assert issubclass(freezing.converter_class(), tf.lite.TFLiteConverter)
+def tiny_model():
+    images = keras.Input((8, 8, 3))
+    return keras.Model(images, keras.layers.Conv2D(4, 3)(images))
+
+
+def test_the_installed_tensorflow_takes_the_direct_path(monkeypatch):
+    def public_step(self):
+        raise AssertionError("the public freezing step ran")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "_freeze_concrete_function", public_step)
+
+    content, _ = convert(tiny_model(), (1, 8, 8, 3))
+
+    assert content
+
+
+def test_internals_of_another_shape_fall_back_to_the_public_step(monkeypatch):
+    model = tiny_model()
+    expected, _ = convert(model, (1, 8, 8, 3))
+
+    def internals_of_another_shape(function):
+        raise TypeError("_FunctionConverterData.__init__() got an unexpected keyword argument")
+
+    monkeypatch.setattr(freezing, "_freeze_without_rebuild", internals_of_another_shape)
+
+    assert convert(model, (1, 8, 8, 3))[0] == expected
 
 
 def test_a_tensorflow_without_the_internals_gets_the_public_converter(monkeypatch):
