@@ -30,7 +30,7 @@ OPTIONS = {"stn_classifier": {"classifier": "resnet18"}}
 # Attention by data-dependent indexing (a sampler's gathers, glimpse crops, top-k patches) has
 # no XNNPACK kernels and runs on LiteRT's own; every other model is one XNNPACK partition.
 INDEXING_MODELS = {"stn_cnn", "stn_classifier", "dcn", "ram", "ram_mnist28"}
-# More than 40 M parameters: 30 s to 2 min each to convert on two cores.
+# More than 40 M parameters: 35 s to 1.5 min each to export on two cores.
 LARGE = {name for name in attention_zoo.list_models() if any(tag in name for tag in ("101", "152", "senet154"))}
 LARGE |= {"attention92"}
 
