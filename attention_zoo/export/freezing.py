@@ -9,8 +9,9 @@ instead of 106 s, to the same bytes.
 
 `converter_class()` is the public converter with that step replaced. It calls two private
 functions of TensorFlow's `convert_to_constants`, the ones the public step calls itself; a
-TensorFlow without them, or with other signatures, gets the public step. tests/export/test_freezing.py checks that
-both write the same file and that the installed TensorFlow takes the direct path.
+TensorFlow without them, or with other signatures, gets the public step.
+tests/export/test_freezing.py checks that both write the same file and that the installed
+TensorFlow takes the direct path.
 """
 
 import functools
