@@ -9,28 +9,20 @@ instead of 106 s, to the same bytes.
 
 `converter_class()` is the public converter with that step replaced. It calls two private
 functions of TensorFlow's `convert_to_constants`, the ones the public step calls itself; a
-TensorFlow without them, or with other signatures, gets the public step.
+TensorFlow without them, or with other signatures, falls back to the public step.
 tests/export/test_freezing.py checks that both write the same file and that the installed
 TensorFlow takes the direct path.
 """
 
 import functools
 
-_FREEZING_INTERNALS = ("_FunctionConverterDataInEager", "_replace_variables_by_constants")
-
 
 @functools.cache
 def converter_class():
-    """A `tf.lite.TFLiteConverter` subclass that freezes without rebuilding the function, or
-    `tf.lite.TFLiteConverter` itself where this TensorFlow lacks the internals it needs."""
+    """A `tf.lite.TFLiteConverter` subclass that freezes without rebuilding the function."""
     import tensorflow as tf
-    from tensorflow.python.framework import convert_to_constants
 
     public = tf.lite.TFLiteConverter
-    if not hasattr(public, "_freeze_concrete_function") or not all(
-        hasattr(convert_to_constants, name) for name in _FREEZING_INTERNALS
-    ):
-        return public
 
     class DirectFreezeConverter(public):
         def _freeze_concrete_function(self):
@@ -38,7 +30,7 @@ def converter_class():
                 return super()._freeze_concrete_function()  # its error message
             try:
                 return _freeze_without_rebuild(self._funcs[0])
-            except (TypeError, AttributeError):  # internals of another shape in another TensorFlow
+            except (TypeError, AttributeError):  # another TensorFlow: internals missing or reshaped
                 return super()._freeze_concrete_function()
 
     return DirectFreezeConverter

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.framework import convert_to_constants
 
 import attention_zoo
 from attention_zoo.export import convert, freezing, make_interpreter, synthetic_images
@@ -78,19 +77,21 @@ def test_the_installed_tensorflow_takes_the_direct_path(monkeypatch):
     assert content
 
 
-def test_internals_of_another_shape_fall_back_to_the_public_step(monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        AttributeError("module 'convert_to_constants' has no attribute '_replace_variables_by_constants'"),
+        TypeError("_FunctionConverterData.__init__() got an unexpected keyword argument"),
+    ],
+    ids=["missing", "other-signature"],
+)
+def test_internals_missing_or_of_another_shape_fall_back_to_the_public_step(error, monkeypatch):
     model = tiny_model()
     expected, _ = convert(model, (1, 8, 8, 3))
 
-    def internals_of_another_shape(function):
-        raise TypeError("_FunctionConverterData.__init__() got an unexpected keyword argument")
+    def internals_of_another_tensorflow(function):
+        raise error
 
-    monkeypatch.setattr(freezing, "_freeze_without_rebuild", internals_of_another_shape)
+    monkeypatch.setattr(freezing, "_freeze_without_rebuild", internals_of_another_tensorflow)
 
     assert convert(model, (1, 8, 8, 3))[0] == expected
-
-
-def test_a_tensorflow_without_the_internals_gets_the_public_converter(monkeypatch):
-    monkeypatch.delattr(convert_to_constants, "_replace_variables_by_constants")
-
-    assert freezing.converter_class.__wrapped__() is tf.lite.TFLiteConverter
