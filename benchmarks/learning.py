@@ -4,6 +4,7 @@ same recipe, data and budget on the embedded data, and prints one table with the
     python benchmarks/learning.py                      # every comparison, the recipes' budgets
     python benchmarks/learning.py --only stn --epochs 5 --train-examples 5000   # a quicker look
     python benchmarks/learning.py --only dcn --budget time   # the baseline's training time each
+    python benchmarks/learning.py --only dcn --budget time --plan   # only the step times and budgets
 
 Comparisons (issue targets in brackets):
   stn   stn_cnn vs cnn_cluttered on 60x60 cluttered digits      [the STN beats the plain CNN]
@@ -149,9 +150,13 @@ def per_image_macs(report):
     return attention_zoo.count_macs(model, input_shape=(*size, channels))
 
 
+def comparison_directory(key, args):
+    return pathlib.Path(args.output) / (key if args.budget == "examples" else f"{key}_same_time")
+
+
 def run_comparison(key, args):
     recipe, entries, metric, _ = COMPARISONS[key]
-    directory = pathlib.Path(args.output) / (key if args.budget == "examples" else f"{key}_same_time")
+    directory = comparison_directory(key, args)
     budgets, steps = time_budgets(key, args, directory) if args.budget == "time" else ({}, {})
     rows = []
     for label, name, options in entries:
@@ -185,10 +190,18 @@ def main(argv=None):
     parser.add_argument("--budget", choices=("examples", "time"), default="examples",
                         help="the same training examples for every model, or the baseline's training time")
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds of --budget time")
+    parser.add_argument("--plan", action="store_true",
+                        help="with --budget time: measure (or read) the step times, print each model's budget, train nothing")
     parser.add_argument("--output", default="runs/benchmarks", help="where the runs go")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
+    if args.plan:
+        if args.budget != "time":
+            parser.error("--plan shows the budgets of --budget time")
+        for key in args.only or COMPARISONS:
+            time_budgets(key, args, comparison_directory(key, args))
+        return 0
     rows = [row for key in (args.only or COMPARISONS) for row in run_comparison(key, args)]
     if args.json:
         print(json.dumps(rows, indent=2))
