@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import attention_zoo  # noqa: E402
 from attention_zoo.training import load_recipe, train  # noqa: E402
-from attention_zoo.training.trainer import Data, build_model, compile_model, make_optimizer  # noqa: E402
+from attention_zoo.training.trainer import Data, _write_json, build_model, compile_model, make_optimizer  # noqa: E402
 
 # comparison -> (recipe, [(label, model name, model options)], test metric, the baseline: the
 # label whose training time is everyone's budget under --budget time)
@@ -126,7 +126,7 @@ def time_budgets(key, args, directory):
     else:
         steps = seconds_per_step(recipe, entries, args.rounds)
         directory.mkdir(parents=True, exist_ok=True)
-        measured.write_text(json.dumps(steps, indent=2) + "\n")
+        _write_json(measured, steps)  # whole or not at all: a torn file would stop every resume
     budgets = {}
     for label, step in steps.items():
         budgets[label] = round(examples * steps[baseline] / step)
