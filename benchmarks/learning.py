@@ -196,6 +196,8 @@ def main(argv=None):
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1; got {args.rounds}")
     if args.plan:
         if args.budget != "time":
             parser.error("--plan shows the budgets of --budget time")
