@@ -1,4 +1,5 @@
-"""Which ops a LiteRT flatbuffer uses, and which Keras layer an op came from.
+"""Which ops a LiteRT flatbuffer uses, which of its constants are infinite, and which Keras
+layer an op came from.
 
 TensorFlow names each op after the name scopes it was built in, and Keras opens a scope per
 layer call, so an op or tensor name such as `model_1/stage2_block0_1/cbam_1/Max` leads back
@@ -6,6 +7,8 @@ to the layer `cbam` (Keras' TF backend adds `_N` suffixes when a scope name repe
 """
 
 import re
+
+import numpy as np
 
 _SCOPE_SUFFIX = re.compile(r"_\d+$")
 
@@ -29,6 +32,27 @@ def flatbuffer_ops(content):
             written = [subgraph.Tensors(operator.Outputs(i)).Name().decode() for i in range(operator.OutputsLength())]
             custom.setdefault(opcode.CustomCode().decode(), []).extend(written)
     return sorted(builtins), custom
+
+
+def infinite_constants(content):
+    """Names of the float tensors whose constant data holds an infinity."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    dtypes = {
+        schema.TensorType.FLOAT16: np.float16,
+        schema.TensorType.FLOAT32: np.float32,
+        schema.TensorType.FLOAT64: np.float64,
+    }
+    model = schema.Model.GetRootAs(content, 0)
+    found = []
+    for subgraph in (model.Subgraphs(index) for index in range(model.SubgraphsLength())):
+        for tensor in (subgraph.Tensors(index) for index in range(subgraph.TensorsLength())):
+            buffer = model.Buffers(tensor.Buffer())
+            if tensor.Type() not in dtypes or not buffer.DataLength():
+                continue
+            if np.isinf(buffer.DataAsNumpy().view(dtypes[tensor.Type()])).any():
+                found.append(tensor.Name().decode())
+    return found
 
 
 def layer_names(model):
