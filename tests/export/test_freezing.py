@@ -106,6 +106,27 @@ def tiny_model():
     return keras.Model(images, keras.layers.Conv2D(4, 3)(images))
 
 
+@pytest.mark.parametrize(
+    ("layer", "clamping_runs"), [(None, [False]), (KeepsPositiveLogs, [False, True])], ids=["finite", "infinite"]
+)
+def test_only_a_graph_with_an_infinite_constant_is_converted_a_second_time_with_the_clamping_pass(
+    layer, clamping_runs, monkeypatch
+):
+    images = keras.Input((8, 8, 3))
+    model = keras.Model(images, keras.layers.Conv2D(4, 3)(layer()(images) if layer else images))
+    runs = []
+
+    def recording(*args):
+        runs.append(args[-1])
+        return _convert_once(*args)
+
+    monkeypatch.setattr(tflite_export, "_convert_once", recording)
+
+    convert(model, (1, 8, 8, 3))
+
+    assert runs == clamping_runs
+
+
 def test_the_installed_tensorflow_takes_the_direct_path(monkeypatch):
     def public_step(self):
         raise AssertionError("the public freezing step ran")
