@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from resnet_latency import compiled_forward, time_once  # noqa: E402
 
-from attention_zoo.layers import create_attention  # noqa: E402
+from attention_zoo.layers import create_attention, list_attention  # noqa: E402
 
 # (size, channels, blocks) of ResNet-50's bottleneck outputs at 224x224.
 STAGES = [(56, 256, 3), (28, 512, 4), (14, 1024, 6), (7, 2048, 3)]
@@ -41,6 +41,12 @@ def main():
     parser.add_argument("--iterations", type=int, default=5, help="calls per tail per round")
     parser.add_argument("--attention", nargs="+", default=["se", "eca", "cbam"])
     args = parser.parse_args()
+    for option in ("batch", "rounds", "iterations"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1; got {getattr(args, option)}")
+    unknown = sorted(set(args.attention) - set(list_attention()))
+    if unknown:
+        parser.error(f"unknown attention {unknown}; registered: {', '.join(list_attention())}")
 
     kinds = ["none", *args.attention]
     rng = np.random.default_rng(0)

@@ -78,9 +78,15 @@ class KeepsPositiveLogs(keras.layers.Layer):
         return keras.ops.exp(keras.ops.where(inputs > 0, inputs, -np.inf))
 
 
-def test_infinite_constants_are_clamped_to_the_largest_float_as_tensorflow_does(monkeypatch, tmp_path):
+def tiny_model(first_layer=None):
+    """A 3x3 convolution on 8x8 images, after `first_layer` (a layer class) if given."""
     images = keras.Input((8, 8, 3))
-    model = keras.Model(images, keras.layers.Conv2D(4, 3)(KeepsPositiveLogs()(images)))
+    features = first_layer()(images) if first_layer else images
+    return keras.Model(images, keras.layers.Conv2D(4, 3)(features))
+
+
+def test_infinite_constants_are_clamped_to_the_largest_float_as_tensorflow_does(monkeypatch, tmp_path):
+    model = tiny_model(KeepsPositiveLogs)
 
     direct, public = convert_both_ways(model, (1, 8, 8, 3), "none", monkeypatch)
 
@@ -92,8 +98,7 @@ def test_infinite_constants_are_clamped_to_the_largest_float_as_tensorflow_does(
 
 
 def test_a_file_reports_its_infinite_constants():
-    images = keras.Input((8, 8, 3))
-    model = keras.Model(images, KeepsPositiveLogs()(images))
+    model = tiny_model(KeepsPositiveLogs)
 
     content = _convert_once(model, (1, 8, 8, 3), "none", None, None, (), clamp_infinities=False)
 
@@ -101,9 +106,6 @@ def test_a_file_reports_its_infinite_constants():
     assert infinite_constants(convert(model, (1, 8, 8, 3))[0]) == []
 
 
-def tiny_model():
-    images = keras.Input((8, 8, 3))
-    return keras.Model(images, keras.layers.Conv2D(4, 3)(images))
 
 
 @pytest.mark.parametrize(
@@ -112,8 +114,7 @@ def tiny_model():
 def test_only_a_graph_with_an_infinite_constant_is_converted_a_second_time_with_the_clamping_pass(
     layer, clamping_runs, monkeypatch
 ):
-    images = keras.Input((8, 8, 3))
-    model = keras.Model(images, keras.layers.Conv2D(4, 3)(layer()(images) if layer else images))
+    model = tiny_model(layer)
     runs = []
 
     def recording(*args):
