@@ -32,3 +32,23 @@ def test_macs_need_static_shapes_or_an_input_shape():
     with pytest.raises(ValueError, match="Pass input_shape"):
         attention_zoo.count_macs(model)
     assert attention_zoo.count_macs(model, input_shape=(224, 224, 3)) / 1e9 == pytest.approx(1.82, rel=0.01)
+
+
+def test_macs_at_another_size_are_those_of_the_model_built_at_that_size_and_leave_the_model_as_it_was():
+    flexible = attention_zoo.get("sk_resnet18", num_classes=10)
+    built_at_96 = attention_zoo.get("sk_resnet18", num_classes=10, input_shape=(96, 96, 3))
+    calls = [len(layer._inbound_nodes) for layer in flexible.layers]
+    weights = len(flexible.weights)
+
+    assert attention_zoo.count_macs(flexible, input_shape=(96, 96, 3)) == attention_zoo.count_macs(built_at_96)
+    assert [len(layer._inbound_nodes) for layer in flexible.layers] == calls
+    assert len(flexible.weights) == weights
+
+
+def test_a_nested_model_is_costed_at_the_size_it_is_called_with():
+    inner_input = keras.Input((None, None, 3))
+    inner = keras.Model(inner_input, keras.layers.Conv2D(8, 3, padding="same")(inner_input))
+    outer_input = keras.Input((None, None, 3))
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(inner(outer_input)))
+    model = keras.Model(outer_input, outputs)
+    assert attention_zoo.count_macs(model, input_shape=(16, 16, 3)) == 16 * 16 * 27 * 8 + 8 * 4

@@ -58,32 +58,53 @@ def _layer_macs(layer, input_shape, output_shape):
     if isinstance(layer, keras.layers.Dense):
         return dense_macs(input_shape, layer.units)
     if isinstance(layer, keras.Model):
-        return count_macs(layer)
+        # Costed at the size it is called with, which may differ from the size it was built at.
+        return count_macs(layer, input_shape=input_shape[1:] if len(layer.inputs) == 1 else None)
     return 0
 
 
 def _first_shape(structure):
-    tensors = keras.tree.flatten(structure)
+    tensors = [t for t in keras.tree.flatten(structure) if isinstance(t, keras.KerasTensor)]
     return tuple(tensors[0].shape)
+
+
+def _calls(model):
+    """(layer, first input shape, first output shape) of every layer call in the model."""
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            if node.input_tensors:
+                yield layer, _first_shape(node.input_tensors), _first_shape(node.outputs)
+
+
+def _calls_at(model, input_shape):
+    """The same calls with their shapes recomputed for inputs of `input_shape`, from each
+    layer's output spec. A clone of the model would build every variable again: se_resnet101
+    is costed at 224 in 0.1 s this way, in 7 s through a clone."""
+    calls = []
+
+    def recording(layer):
+        def output_spec(*args, **kwargs):
+            outputs = layer.compute_output_spec(*args, **kwargs)
+            calls.append((layer, _first_shape((args, kwargs)), _first_shape(outputs)))
+            return outputs
+
+        return output_spec
+
+    # Keras's own graph walk (what `model.compute_output_spec` runs) with a recording step.
+    model._run_through_graph(keras.KerasTensor((None, *input_shape)), operation_fn=recording)
+    return calls
 
 
 def count_macs(model, input_shape=None):
     """MACs per example of a functional model's convolutions and dense layers.
 
-    With `input_shape` (H, W, C), the model is rebuilt at that size first, so a model made
-    with flexible spatial dimensions can be costed at, e.g., 224x224.
+    With `input_shape` (H, W, C), the layers' shapes are recomputed at that size first, so a
+    model made with flexible spatial dimensions can be costed at, e.g., 224x224.
     """
     if hasattr(model, "count_macs"):  # subclassed models (DCN) have no graph to walk
         return int(model.count_macs(input_shape))
-    if input_shape is not None:
-        inputs = keras.Input(tuple(input_shape))
-        model = keras.models.clone_model(model, input_tensors=inputs)
+    calls = _calls(model) if input_shape is None else _calls_at(model, tuple(input_shape))
     total = 0
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            if not node.input_tensors:
-                continue
-            in_shape = _static(_first_shape(node.input_tensors), layer)
-            out_shape = _static(_first_shape(node.outputs), layer)
-            total += _layer_macs(layer, in_shape, out_shape)
+    for layer, in_shape, out_shape in calls:
+        total += _layer_macs(layer, _static(in_shape, layer), _static(out_shape, layer))
     return total
