@@ -5,10 +5,28 @@ All checks are backend-agnostic: they use public Keras APIs only, so the same te
 under KERAS_BACKEND=tensorflow, jax and torch.
 """
 
+import functools
 import json
 
 import keras
 import numpy as np
+import pytest
+
+import attention_zoo
+
+
+@functools.lru_cache(maxsize=1)
+def registered_model(name):
+    """`attention_zoo.get(name)` with its defaults, built once per test process for the tests
+    that only read it: a large ResNet takes 5-15 s to build, and its contract, export and MAC
+    tests each built it again. Mark those tests with `shares_registered_model(name)`."""
+    return attention_zoo.get(name)
+
+
+def shares_registered_model(name):
+    """Under `pytest -n N --dist loadgroup` (tests/run.sh), the tests that carry this mark for
+    `name` run one after the other on one worker, so `registered_model(name)` builds once."""
+    return pytest.mark.xdist_group(f"registered_model:{name}")
 
 
 def random_inputs(shape, seed=0, low=-1.0, high=1.0):

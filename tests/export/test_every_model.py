@@ -3,7 +3,9 @@ file computes what the Keras model computes (relative error at most 1e-4), and L
 delegate (XNNPACK) takes it whole unless its attention indexes data.
 
 Each model is exported once, at the smallest input its architecture takes, so that the whole
-zoo converts in CI; the large ResNets are marked slow (still part of the default suite).
+zoo converts in CI; the large ResNets are marked slow (still part of the default suite). A
+ResNet is exported as registered (1000 classes, any input size) at 32x32: the model that its
+contract and MAC tests read, built once for all three.
 """
 
 import os
@@ -12,7 +14,7 @@ import pytest
 
 import attention_zoo
 from attention_zoo.export import export_tflite
-from tests.helpers import randomize_weights
+from tests.helpers import randomize_weights, registered_model, shares_registered_model
 
 # Smallest convenient input per model (32 px = the ResNets' total stride); the small
 # families run at their paper size, which is small already.
@@ -35,15 +37,24 @@ LARGE = {name for name in attention_zoo.list_models() if any(tag in name for tag
 LARGE |= {"attention92"}
 
 
+def is_resnet(name):
+    return attention_zoo.model_info(name).family == "resnet"
+
+
 def _cases():
     for name in attention_zoo.list_models():
         marks = [pytest.mark.slow] if name in LARGE else []
+        if is_resnet(name):
+            marks.append(shares_registered_model(name))
         yield pytest.param(name, marks=marks, id=name)
 
 
 def build(name):
-    info = attention_zoo.model_info(name)
+    """The model to export and the input size to export it at (None: the size it was built at)."""
     size = INPUT_SIZES.get(name, 32)
+    if is_resnet(name):
+        return registered_model(name), size
+    info = attention_zoo.model_info(name)
     model = attention_zoo.get(
         name, num_classes=10, input_shape=(size, size, info.input_channels), **OPTIONS.get(name, {})
     )
@@ -52,19 +63,20 @@ def build(name):
         # by glimpse (Keras alone, batch 4 against batch 1, differs by 50 %). Small weights make
         # the recurrence contract, so parity measures the export rather than the chaos.
         randomize_weights(model, scale=0.05)
-    return model
+    return model, None
 
 
 @pytest.mark.parametrize("name", _cases())
 def test_exports_to_float32_litert_with_builtin_ops_and_parity(name, export_dir):
-    model = build(name)
+    model, input_size = build(name)
     path = export_dir / f"{name}.tflite"
 
-    report = export_tflite(model, path)
+    report = export_tflite(model, path, input_size=input_size)
 
     assert report.verified and report.runtime == "ai_edge_litert"
     assert report.max_relative_error <= 1e-4
     assert report.samples == 2 and report.input_shape[0] == 1
+    assert input_size is None or report.input_shape[1:3] == (input_size, input_size)
     assert not any(op == "CUSTOM" or op.startswith("FLEX") for op in report.ops)
     assert report.file_bytes == os.path.getsize(path)
     assert sorted(os.listdir(export_dir)) == [f"{name}.tflite", f"{name}.tflite.json"]

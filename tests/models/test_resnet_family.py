@@ -8,7 +8,13 @@ import pytest
 import attention_zoo
 from attention_zoo.layers.conv_bn import ConvBN
 from attention_zoo.models.resnet import ResNetSpec
-from tests.helpers import check_mixed_precision, check_model_contract, random_inputs
+from tests.helpers import (
+    check_mixed_precision,
+    check_model_contract,
+    random_inputs,
+    registered_model,
+    shares_registered_model,
+)
 
 RESNETS = [name for name in attention_zoo.list_models() if attention_zoo.model_info(name).family == "resnet"]
 LARGE = {"senet154", "resnet152", "se_resnet152", "legacy_se_resnet152"}
@@ -16,13 +22,14 @@ SMALL_IMAGES = random_inputs((2, 64, 64, 3))
 
 
 def marks(name):
-    return [pytest.mark.slow] if name in LARGE or "101" in name else []
+    # Its export test (tests/export/test_every_model.py) reads the same built model.
+    return [shares_registered_model(name)] + ([pytest.mark.slow] if name in LARGE or "101" in name else [])
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=marks(n)) for n in RESNETS])
 def test_registered_model_meets_the_zoo_contract(name, tmp_path):
     info = attention_zoo.model_info(name)
-    model = attention_zoo.get(name)
+    model = registered_model(name)
     if info.params is not None:
         assert attention_zoo.count_params(model) == info.params
     check_model_contract(model, SMALL_IMAGES, tmp_path, (2, 1000))
@@ -32,7 +39,7 @@ def test_registered_model_meets_the_zoo_contract(name, tmp_path):
     "name", [pytest.param(n, marks=marks(n)) for n in RESNETS if attention_zoo.model_info(n).gmacs is not None]
 )
 def test_macs_at_224_are_within_two_percent_of_the_reference_for_the_layout(name):
-    model = attention_zoo.get(name, include_top=False)
+    model = registered_model(name)
     gmacs = attention_zoo.count_macs(model, input_shape=(224, 224, 3)) / 1e9
     assert gmacs == pytest.approx(attention_zoo.model_info(name).gmacs, rel=0.02)
 
