@@ -52,3 +52,9 @@ def test_a_nested_model_is_costed_at_the_size_it_is_called_with():
     outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(inner(outer_input)))
     model = keras.Model(outer_input, outputs)
     assert attention_zoo.count_macs(model, input_shape=(16, 16, 3)) == 16 * 16 * 27 * 8 + 8 * 4
+
+
+def test_a_sequential_model_is_costed_at_another_size():
+    layers = [keras.layers.Conv2D(8, 3, strides=2, padding="same"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)]
+    model = keras.Sequential([keras.Input((None, None, 3)), *layers])
+    assert attention_zoo.count_macs(model, input_shape=(16, 16, 3)) == 8 * 8 * 27 * 8 + 8 * 4

@@ -90,8 +90,13 @@ def _calls_at(model, input_shape):
 
         return output_spec
 
-    # Keras's own graph walk (what `model.compute_output_spec` runs) with a recording step.
-    model._run_through_graph(keras.KerasTensor((None, *input_shape)), operation_fn=recording)
+    inputs = keras.KerasTensor((None, *input_shape))
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            inputs = recording(layer)(inputs)
+    else:
+        # Keras's own graph walk (what `model.compute_output_spec` runs) with a recording step.
+        model._run_through_graph(inputs, operation_fn=recording)
     return calls
 
 
