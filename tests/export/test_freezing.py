@@ -106,8 +106,6 @@ def test_a_file_reports_its_infinite_constants():
     assert infinite_constants(convert(model, (1, 8, 8, 3))[0]) == []
 
 
-
-
 @pytest.mark.parametrize(
     ("layer", "clamping_runs"), [(None, [False]), (KeepsPositiveLogs, [False, True])], ids=["finite", "infinite"]
 )
