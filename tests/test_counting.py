@@ -58,3 +58,11 @@ def test_a_sequential_model_is_costed_at_another_size():
     layers = [keras.layers.Conv2D(8, 3, strides=2, padding="same"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)]
     model = keras.Sequential([keras.Input((None, None, 3)), *layers])
     assert attention_zoo.count_macs(model, input_shape=(16, 16, 3)) == 8 * 8 * 27 * 8 + 8 * 4
+
+
+def test_an_input_shape_applies_to_single_input_models_only():
+    images, masks = keras.Input((None, None, 3)), keras.Input((None, None, 1))
+    features = keras.layers.Conv2D(8, 3, padding="same")(keras.layers.Concatenate()([images, masks]))
+    model = keras.Model([images, masks], features, name="two_inputs")
+    with pytest.raises(ValueError, match="'two_inputs' has 2"):
+        attention_zoo.count_macs(model, input_shape=(16, 16, 3))

@@ -104,10 +104,16 @@ def count_macs(model, input_shape=None):
     """MACs per example of a functional model's convolutions and dense layers.
 
     With `input_shape` (H, W, C), the layers' shapes are recomputed at that size first, so a
-    model made with flexible spatial dimensions can be costed at, e.g., 224x224.
+    model made with flexible spatial dimensions can be costed at, e.g., 224x224. That needs a
+    model with a single input.
     """
     if hasattr(model, "count_macs"):  # subclassed models (DCN) have no graph to walk
         return int(model.count_macs(input_shape))
+    if input_shape is not None and not isinstance(model, keras.Sequential) and len(model.inputs) != 1:
+        raise ValueError(
+            f"count_macs(input_shape=...) costs a model with one input; '{model.name}' has "
+            f"{len(model.inputs)}. Build it at the size to cost and call count_macs(model)."
+        )
     calls = _calls(model) if input_shape is None else _calls_at(model, tuple(input_shape))
     total = 0
     for layer, in_shape, out_shape in calls:
