@@ -15,6 +15,10 @@ import pytest
 import attention_zoo
 
 
+# The ResNet-family models; their contract, export and MAC tests share one built model.
+RESNETS = tuple(name for name in attention_zoo.list_models() if attention_zoo.model_info(name).family == "resnet")
+
+
 @functools.lru_cache(maxsize=1)
 def registered_model(name):
     """`attention_zoo.get(name)` with its defaults, built once per test process for the tests

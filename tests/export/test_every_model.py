@@ -14,7 +14,7 @@ import pytest
 
 import attention_zoo
 from attention_zoo.export import export_tflite
-from tests.helpers import randomize_weights, registered_model, shares_registered_model
+from tests.helpers import RESNETS, randomize_weights, registered_model, shares_registered_model
 
 # Smallest convenient input per model (32 px = the ResNets' total stride); the small
 # families run at their paper size, which is small already.
@@ -37,14 +37,10 @@ LARGE = {name for name in attention_zoo.list_models() if any(tag in name for tag
 LARGE |= {"attention92"}
 
 
-def is_resnet(name):
-    return attention_zoo.model_info(name).family == "resnet"
-
-
 def _cases():
     for name in attention_zoo.list_models():
         marks = [pytest.mark.slow] if name in LARGE else []
-        if is_resnet(name):
+        if name in RESNETS:
             marks.append(shares_registered_model(name))
         yield pytest.param(name, marks=marks, id=name)
 
@@ -52,7 +48,7 @@ def _cases():
 def build(name):
     """The model to export and the input size to export it at (None: the size it was built at)."""
     size = INPUT_SIZES.get(name, 32)
-    if is_resnet(name):
+    if name in RESNETS:
         return registered_model(name), size
     info = attention_zoo.model_info(name)
     model = attention_zoo.get(

@@ -9,6 +9,7 @@ import attention_zoo
 from attention_zoo.layers.conv_bn import ConvBN
 from attention_zoo.models.resnet import ResNetSpec
 from tests.helpers import (
+    RESNETS,
     check_mixed_precision,
     check_model_contract,
     random_inputs,
@@ -16,7 +17,6 @@ from tests.helpers import (
     shares_registered_model,
 )
 
-RESNETS = [name for name in attention_zoo.list_models() if attention_zoo.model_info(name).family == "resnet"]
 LARGE = {"senet154", "resnet152", "se_resnet152", "legacy_se_resnet152"}
 SMALL_IMAGES = random_inputs((2, 64, 64, 3))
 
