@@ -25,10 +25,8 @@ top-1 agreement on the quickstart's test data.
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import interleaved_seconds, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 from attention_zoo.export import export_tflite, make_interpreter, synthetic_images  # noqa: E402
@@ -85,13 +84,6 @@ def litert_forward(path):
     return forward
 
 
-def seconds_per_call(forward, images, iterations):
-    start = time.perf_counter()
-    for _ in range(iterations):
-        forward(images)
-    return (time.perf_counter() - start) / iterations
-
-
 def benchmark(name, model, calibration, test_images, args, directory, keep_float=None):
     sizes = {"keras": sum(int(np.prod(weight.shape)) * 4 for weight in model.weights)}
     forwards = {"keras": keras_forward(model)}
@@ -114,14 +106,9 @@ def benchmark(name, model, calibration, test_images, args, directory, keep_float
             if len(np.unique(np.argmax(reference[0], axis=-1))) > 1:
                 agreement = parity[0].get("top1_agreement")
     sample = test_images[:1]
-    for forward in forwards.values():  # trace and warm caches
-        forward(sample)
-        forward(sample)
-    timings = {runtime: [] for runtime in forwards}
-    for _ in range(args.rounds):
-        for runtime, forward in forwards.items():
-            timings[runtime].append(seconds_per_call(forward, sample, args.iterations))
-    milliseconds = {runtime: 1e3 * statistics.median(values) for runtime, values in timings.items()}
+    calls = {runtime: (lambda forward=forward: forward(sample)) for runtime, forward in forwards.items()}
+    seconds = interleaved_seconds(calls, args.rounds, args.iterations)
+    milliseconds = {runtime: 1e3 * value for runtime, value in medians(seconds).items()}
     return milliseconds, sizes, agreement
 
 

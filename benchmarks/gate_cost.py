@@ -11,7 +11,6 @@ would give, which tells a slow machine apart from a slow gate.
 
 import argparse
 import os
-import statistics
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from resnet_latency import compiled_forward, time_once  # noqa: E402
+from resnet_latency import compiled_forward  # noqa: E402
+from timing import interleaved_seconds, median_difference, medians  # noqa: E402
 
 from attention_zoo.layers import create_attention, list_attention  # noqa: E402
 
@@ -57,17 +57,14 @@ def main():
         shape = (args.batch, size, size, channels)
         inputs = [tf.constant(rng.normal(size=shape), tf.float32) for _ in range(2)]
         forwards = {kind: compiled_forward(block_tail(kind, size, channels), jit=False) for kind in kinds}
-        for forward in forwards.values():
-            for _ in range(2):  # trace, then warm caches
-                time_once(forward, inputs, 1)
-        seconds = {kind: [] for kind in kinds}
-        for _ in range(args.rounds):
-            for kind in kinds:
-                seconds[kind].append(time_once(forwards[kind], inputs, args.iterations))
-        plain = statistics.median(seconds["none"])
+        # A tf.function call on the CPU returns once computed (TensorFlow's default synchronous
+        # execution), so the output needs no copy to NumPy to be waited for.
+        calls = {kind: (lambda forward=forward: forward(inputs)) for kind, forward in forwards.items()}
+        seconds = interleaved_seconds(calls, args.rounds, args.iterations)
+        plain = medians(seconds)["none"]
         row = []
         for kind in args.attention:
-            extra = statistics.median(a - b for a, b in zip(seconds[kind], seconds["none"]))
+            extra = median_difference(seconds, kind, "none")
             extra_ms[kind].append(1e3 * extra * blocks)
             row.append(f"{1e3 * extra:>10.2f}")
         print(f"{f'{size}x{size}x{channels}':<16} {1e3 * plain:>9.2f} " + " ".join(row))

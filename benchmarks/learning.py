@@ -30,11 +30,11 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from timing import interleaved_seconds, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 from attention_zoo.training import load_recipe, train  # noqa: E402
@@ -96,17 +96,9 @@ def seconds_per_step(recipe, entries, rounds, steps=4):
         model, _ = build_model(model_settings, data.info)
         phase = model_settings["phases"][0]
         compile_model(model, model_settings, data.info, data.one_hot, make_optimizer(model_settings, phase, 1000))
-        for _ in range(3):  # trace, then warm caches
-            model.train_on_batch(images, labels)
         models[label] = model
-    seconds = {label: [] for label in models}
-    for _ in range(rounds):
-        for label, model in models.items():
-            started = time.perf_counter()
-            for _ in range(steps):
-                model.train_on_batch(images, labels)
-            seconds[label].append((time.perf_counter() - started) / steps)
-    return {label: statistics.median(values) for label, values in seconds.items()}
+    calls = {label: (lambda model=model: model.train_on_batch(images, labels)) for label, model in models.items()}
+    return medians(interleaved_seconds(calls, rounds, iterations=steps, warmup=3))
 
 
 def time_budgets(key, args, directory):

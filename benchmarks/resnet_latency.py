@@ -11,8 +11,6 @@ cbam_resnet50 <= 1.12 x resnet50, sknet50 <= 1.5 x resnext50_32x4d.
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import interleaved_seconds, median_ratio, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -48,14 +47,6 @@ def compiled_forward(model, jit):
     return forward
 
 
-def time_once(forward, images, iterations):
-    start = time.perf_counter()
-    for _ in range(iterations):
-        result = forward(images)
-    keras.ops.convert_to_numpy(result)
-    return (time.perf_counter() - start) / iterations
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
@@ -69,29 +60,24 @@ def main():
     comparisons = [c for c in COMPARISONS if not args.only or c[0] in args.only]
     names = sorted({n for c in comparisons for n in c[:2]})
     images = tf.constant(np.random.default_rng(0).uniform(0, 1, (args.batch, args.size, args.size, 3)), tf.float32)
-    forwards = {}
-    for name in names:
-        forwards[name] = compiled_forward(build(name, args.size), args.jit)
-        for _ in range(2):  # trace, then warm caches
-            time_once(forwards[name], images, 1)
-
-    seconds = {name: [] for name in names}
-    for _ in range(args.rounds):
-        for name in names:
-            seconds[name].append(time_once(forwards[name], images, args.iterations))
+    forwards = {name: compiled_forward(build(name, args.size), args.jit) for name in names}
+    # A tf.function call on the CPU returns once computed (TensorFlow's default synchronous
+    # execution), so the output needs no copy to NumPy to be waited for.
+    calls = {name: (lambda forward=forward: forward(images)) for name, forward in forwards.items()}
+    seconds = interleaved_seconds(calls, args.rounds, args.iterations)
+    median_seconds = medians(seconds)
 
     mode = "XLA" if args.jit else "tf.function graph"
     print(f"TF {tf.__version__}, Keras {keras.__version__}, {mode}, batch {args.batch}, {args.size}x{args.size}, "
           f"{args.rounds} interleaved rounds x {args.iterations} passes, {os.cpu_count()} CPUs")
     print(f"{'model':<16} {'baseline':<29} {'ms/batch':>9} {'baseline ms':>12} {'ratio':>6} {'target':>7}  ok")
     for name, baseline, target in comparisons:
-        ratios = [m / b for m, b in zip(seconds[name], seconds[baseline])]
-        ratio = statistics.median(ratios)
+        ratio = median_ratio(seconds, name, baseline)
         ok = "" if target is None else ("yes" if ratio <= target else "NO")
         target_text = "" if target is None else f"{target:.2f}x"
         print(
-            f"{name:<16} {baseline:<29} {1e3 * statistics.median(seconds[name]):>9.1f} "
-            f"{1e3 * statistics.median(seconds[baseline]):>12.1f} {ratio:>5.2f}x {target_text:>7}  {ok}"
+            f"{name:<16} {baseline:<29} {1e3 * median_seconds[name]:>9.1f} "
+            f"{1e3 * median_seconds[baseline]:>12.1f} {ratio:>5.2f}x {target_text:>7}  {ok}"
         )
 
 

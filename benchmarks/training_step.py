@@ -3,22 +3,21 @@ run on the TF backend (`model.train_on_batch`, SGD, batch 8).
 
     python benchmarks/training_step.py [--batch 8] [--size 224] [--rounds 5]
 
-Models are timed in interleaved rounds, and each ratio is the median of per-round ratios, as in
-resnet_latency.py. Keras runs TensorFlow's grouped convolutions on the CPU through XLA, whose
+Models are timed in interleaved rounds, and each ratio is the median of per-round ratios
+(benchmarks/timing.py). Keras runs TensorFlow's grouped convolutions on the CPU through XLA, whose
 gradient for them is very slow; `layers/grouped_conv.py` trains them as depthwise convolutions
 and sums instead. Nothing here is asserted: the figures are what one run measured.
 """
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import interleaved_seconds, median_ratio, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -44,25 +43,16 @@ def main():
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 1, (args.batch, args.size, args.size, 3)).astype("float32")
     labels = rng.integers(0, 10, args.batch)
-    models = {}
-    for name in names:
-        models[name] = compiled(name, args.size)
-        for _ in range(2):  # trace, then warm caches
-            models[name].train_on_batch(images, labels)
-
-    seconds = {name: [] for name in names}
-    for _ in range(args.rounds):
-        for name in names:
-            start = time.perf_counter()
-            models[name].train_on_batch(images, labels)
-            seconds[name].append(time.perf_counter() - start)
+    models = {name: compiled(name, args.size) for name in names}
+    calls = {name: (lambda model=model: model.train_on_batch(images, labels)) for name, model in models.items()}
+    seconds = interleaved_seconds(calls, args.rounds)
+    median_seconds = medians(seconds)
 
     print(f"Keras {keras.__version__} on {keras.backend.backend()}, train_on_batch (SGD), batch {args.batch}, "
           f"{args.size}x{args.size}, {args.rounds} interleaved rounds, {os.cpu_count()} CPUs")
     print(f"{'model':<18} {'s/step':>7} {'x resnet50':>11}")
     for name in names:
-        ratio = statistics.median(m / b for m, b in zip(seconds[name], seconds[BASELINE]))
-        print(f"{name:<18} {statistics.median(seconds[name]):>7.2f} {ratio:>10.2f}x")
+        print(f"{name:<18} {median_seconds[name]:>7.2f} {median_ratio(seconds, name, BASELINE):>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""Interleaved timing rounds, shared by the benchmark scripts.
+
+The machines these benchmarks run on drift by tens of percent within minutes. Each round times
+every candidate once, one after the other, so that a slow spell slows all of them alike; a
+comparison then takes the median over rounds of the per-round ratio (or difference), which
+cancels the drift, rather than a ratio of medians taken at different times.
+"""
+
+import statistics
+import time
+
+
+def interleaved_seconds(calls, rounds, iterations=1, warmup=2):
+    """{label: [seconds per call, one value per round]} for `calls`, a {label: callable}.
+
+    Each callable runs with no arguments and must return only when its work is done (convert a
+    result to NumPy where a runtime would otherwise return before computing). Every callable
+    first runs `warmup` times (tracing, then warm caches); each round then times `iterations`
+    calls of each in turn, in the dict's order."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    seconds = {label: [] for label in calls}
+    for _ in range(rounds):
+        for label, call in calls.items():
+            started = time.perf_counter()
+            for _ in range(iterations):
+                call()
+            seconds[label].append((time.perf_counter() - started) / iterations)
+    return seconds
+
+
+def median_ratio(seconds, label, baseline):
+    """The median over rounds of `label`'s time over `baseline`'s in the same round."""
+    return statistics.median(a / b for a, b in zip(seconds[label], seconds[baseline]))
+
+
+def median_difference(seconds, label, baseline):
+    """The median over rounds of `label`'s time minus `baseline`'s in the same round."""
+    return statistics.median(a - b for a, b in zip(seconds[label], seconds[baseline]))
+
+
+def medians(seconds):
+    """{label: median seconds}."""
+    return {label: statistics.median(values) for label, values in seconds.items()}

@@ -1,0 +1,49 @@
+"""The benchmarks' timing rounds interleave the candidates, so that drift of a busy machine
+slows them alike, and compare them round by round."""
+
+import pytest
+
+from benchmarks import timing
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock that only the timed calls advance: each call adds its own cost."""
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    return now
+
+
+def test_every_round_times_each_call_once_in_order_after_its_warmup(clock):
+    log = []
+
+    def call(label, cost):
+        def run():
+            log.append(label)
+            clock[0] += cost
+
+        return run
+
+    seconds = timing.interleaved_seconds({"a": call("a", 1.0), "b": call("b", 3.0)}, rounds=2, iterations=2, warmup=1)
+
+    assert log == ["a", "b"] + ["a", "a", "b", "b"] * 2
+    assert seconds == {"a": [1.0, 1.0], "b": [3.0, 3.0]}
+
+
+def test_a_slow_round_does_not_move_the_per_round_comparisons(clock):
+    slowdown_by_round = [1.0, 3.0, 1.0]  # the machine is three times slower in round 2
+    calls_made = [0]
+
+    def call(cost):
+        def run():
+            clock[0] += cost * slowdown_by_round[calls_made[0] // 2]
+            calls_made[0] += 1
+
+        return run
+
+    seconds = timing.interleaved_seconds({"model": call(1.2), "baseline": call(1.0)}, rounds=3, warmup=0)
+
+    assert seconds["baseline"] == pytest.approx([1.0, 3.0, 1.0])
+    assert timing.median_ratio(seconds, "model", "baseline") == pytest.approx(1.2)
+    assert timing.median_difference(seconds, "model", "baseline") == pytest.approx(0.2)
+    assert timing.medians(seconds) == pytest.approx({"model": 1.2, "baseline": 1.0})
