@@ -57,8 +57,6 @@ def main():
         shape = (args.batch, size, size, channels)
         inputs = [tf.constant(rng.normal(size=shape), tf.float32) for _ in range(2)]
         forwards = {kind: compiled_forward(block_tail(kind, size, channels), jit=False) for kind in kinds}
-        # A tf.function call on the CPU returns once computed (TensorFlow's default synchronous
-        # execution), so the output needs no copy to NumPy to be waited for.
         calls = {kind: (lambda forward=forward: forward(inputs)) for kind, forward in forwards.items()}
         seconds = interleaved_seconds(calls, args.rounds, args.iterations)
         plain = medians(seconds)["none"]

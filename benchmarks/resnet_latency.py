@@ -61,8 +61,6 @@ def main():
     names = sorted({n for c in comparisons for n in c[:2]})
     images = tf.constant(np.random.default_rng(0).uniform(0, 1, (args.batch, args.size, args.size, 3)), tf.float32)
     forwards = {name: compiled_forward(build(name, args.size), args.jit) for name in names}
-    # A tf.function call on the CPU returns once computed (TensorFlow's default synchronous
-    # execution), so the output needs no copy to NumPy to be waited for.
     calls = {name: (lambda forward=forward: forward(images)) for name, forward in forwards.items()}
     seconds = interleaved_seconds(calls, args.rounds, args.iterations)
     median_seconds = medians(seconds)

@@ -13,8 +13,10 @@ import time
 def interleaved_seconds(calls, rounds, iterations=1, warmup=2):
     """{label: [seconds per call, one value per round]} for `calls`, a {label: callable}.
 
-    Each callable runs with no arguments and must return only when its work is done (convert a
-    result to NumPy where a runtime would otherwise return before computing). Every callable
+    Each callable runs with no arguments and must return only when its work is done. A
+    tf.function call on the CPU does (TensorFlow executes synchronously by default), so the
+    scripts do not copy outputs to NumPy to wait for them; a runtime that returns before
+    computing needs its result converted inside the callable. Every callable
     first runs `warmup` times (tracing, then warm caches); each round then times `iterations`
     calls of each in turn, in the dict's order."""
     for call in calls.values():
