@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import interleaved_seconds, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 from attention_zoo.export import export_tflite, make_interpreter, synthetic_images  # noqa: E402
@@ -64,10 +64,7 @@ def with_nonzero_batchnorm_scales(model):
 
 
 def keras_forward(model):
-    @tf.function
-    def forward(images):
-        return model(images, training=False)
-
+    forward = compiled_forward(model)
     return lambda images: keras.ops.convert_to_numpy(keras.tree.flatten(forward(images))[0])
 
 

@@ -18,8 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from resnet_latency import compiled_forward  # noqa: E402
-from timing import interleaved_seconds, median_difference, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, median_difference, medians  # noqa: E402
 
 from attention_zoo.layers import create_attention, list_attention  # noqa: E402
 

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import interleaved_seconds, median_ratio, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, median_ratio, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -37,14 +37,6 @@ def build(name, size):
     if name == "keras.applications.ResNet50":
         return keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
     return attention_zoo.get(name, input_shape=(size, size, 3))
-
-
-def compiled_forward(model, jit):
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def forward(images):
-        return model(images, training=False)
-
-    return forward
 
 
 def main():

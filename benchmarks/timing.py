@@ -6,6 +6,7 @@ comparison then takes the median over rounds of the per-round ratio (or differen
 cancels the drift, rather than a ratio of medians taken at different times.
 """
 
+import functools
 import statistics
 import time
 
@@ -30,6 +31,16 @@ def interleaved_seconds(calls, rounds, iterations=1, warmup=2):
                 call()
             seconds[label].append((time.perf_counter() - started) / iterations)
     return seconds
+
+
+def compiled_forward(model, jit=False):
+    """`model(images, training=False)` as a tf.function of its own (`jit`: compiled by XLA).
+
+    A partial per model, not a closure: TensorFlow counts traces per Python code object, so one
+    closure traced once for each of several models made it warn of retracing."""
+    import tensorflow as tf
+
+    return tf.function(functools.partial(model, training=False), jit_compile=jit, reduce_retracing=True)
 
 
 def median_ratio(seconds, label, baseline):

@@ -1,6 +1,8 @@
 """The benchmarks' timing rounds interleave the candidates, so that drift of a busy machine
 slows them alike, and compare them round by round."""
 
+import keras
+import numpy as np
 import pytest
 
 from benchmarks import timing
@@ -47,3 +49,25 @@ def test_a_slow_round_does_not_move_the_per_round_comparisons(clock):
     assert timing.median_ratio(seconds, "model", "baseline") == pytest.approx(1.2)
     assert timing.median_difference(seconds, "model", "baseline") == pytest.approx(0.2)
     assert timing.medians(seconds) == pytest.approx({"model": 1.2, "baseline": 1.0})
+
+
+def test_each_model_gets_its_own_inference_graph_traced_once_without_a_retracing_warning(caplog):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the benchmarks time TensorFlow graphs")
+    import tensorflow as tf
+
+    # Six models, as in resnet_latency.py: TensorFlow warns from the fifth trace of one function.
+    models = [keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.Dense(units)])
+              for units in range(1, 7)]
+    images = tf.ones((2, 3))
+
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        forwards = [timing.compiled_forward(model) for model in models]
+        for forward in forwards:
+            forward(images)
+        outputs = [forward(images) for forward in forwards]
+
+    for model, forward, output in zip(models, forwards, outputs):
+        np.testing.assert_allclose(output, model(images, training=False), rtol=1e-6)
+        assert forward.experimental_get_tracing_count() == 1
+    assert "retracing" not in caplog.text
