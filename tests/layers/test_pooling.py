@@ -1,21 +1,26 @@
 """The gates' pooling and their small convolution, written for speed, compute exactly what
 the plain `keras.ops` reductions and convolution compute."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from attention_zoo.layers.pooling import conv_to_one_channel, global_pool
+from attention_zoo.layers.tracing import plain_graph
 
 pytestmark = pytest.mark.every_backend
 
 
+@pytest.mark.parametrize("exporting", [False, True], ids=["fast", "plain"])
 @pytest.mark.parametrize("kind, reference", [("mean", np.mean), ("max", np.max)])
-@pytest.mark.parametrize("shape", [(2, 5, 6, 4), (1, 1, 1, 3), (3, 7, 2, 8)])
-def test_global_pool_is_the_mean_or_max_over_height_and_width(kind, reference, shape):
+@pytest.mark.parametrize("shape", [(2, 5, 6, 4), (1, 1, 1, 3), (3, 7, 2, 8), (2, 56, 56, 16)])
+def test_global_pool_is_the_mean_or_max_over_height_and_width(kind, reference, shape, exporting):
     maps = np.random.default_rng(0).normal(size=shape).astype("float32")
-    pooled = ops.convert_to_numpy(global_pool(maps, kind))
+    with plain_graph() if exporting else contextlib.nullcontext():
+        pooled = ops.convert_to_numpy(global_pool(maps, kind))
     np.testing.assert_allclose(pooled, reference(maps, axis=(1, 2)), rtol=1e-6, atol=1e-6)
 
 
