@@ -1,39 +1,38 @@
 """Grouped 2-D convolution, computed the fastest exact way on the backend at hand.
 
-TensorFlow's CPU kernel for grouped convolutions slows down sharply as the groups get narrow.
-ResNeXt-50 32x4d and SKNet-50 have groups of 4 channels in their first stage, where it ran at
-under 1 GMAC/s (batch 8, 56x56x128, 32 groups: 140 ms for 116 M MACs on 2 cores) and took
-almost half of resnext50_32x4d's forward time. The same convolution is a depthwise convolution
-with channel multiplier m (each input channel of a group convolved with that group's m output
-kernels) followed by a sum over the group's input channels: the same multiplies, 3x faster
-there. Wider groups (8 and more channels) are faster through the grouped kernel, and JAX and
-PyTorch gain nothing from the rewrite, so at inference it is used only on TensorFlow for groups
-of at most `NARROW_GROUP_CHANNELS` channels, and never in an export's graph
-(`tracing.plain_graph`): LiteRT's XNNPACK runs the grouped convolution itself faster.
+On TensorFlow, Keras' `ops.conv` runs every grouped convolution through XLA (written when
+TensorFlow's CPU kernels had no grouped convolution), and XLA's CPU code for it is slow: at
+batch 8, 56x56x128 in 32 groups of 4 channels took 63-67 ms, and ResNeXt-50's wider groups
+2-13 ms each. TensorFlow's own kernels now compute grouped convolutions. With oneDNN (its default
+on x86-64 Linux) they do so 2-16x faster than that, forward and backward, and in graphs and
+eagerly alike: 4.6, 3.1, 2.4 and 2.0 ms for the four stages of ResNeXt-50 32x4d (batch 8), and
+forward plus both gradients 21 ms against 72 ms for the depthwise rewrite below at stage 1,
+9 against 87 ms at stage 2. So on TensorFlow `grouped_conv` calls `tf.nn.convolution` itself
+wherever a probe finds that TensorFlow's kernels take a grouped convolution and its gradients in
+that dtype (`tensorflow_runs_grouped_kernels`). oneDNN has no float16 gradient there, and
+without oneDNN (TF_ENABLE_ONEDNN_OPTS=0) TensorFlow has no grouped gradient at all and a slower
+forward kernel; those cases keep the paths below.
 
-Training is another matter. Keras runs TensorFlow's grouped convolutions on the CPU through XLA
-(TensorFlow has no CPU gradient for them), and that gradient is slow beyond measure: forward
-and backward of one ResNeXt-50 grouped layer at batch 8 took 1.5 to 12 s, the rewrite's 0.1 to
-0.16 s. So when training, every grouped convolution on TensorFlow takes the rewrite: a training
-step of resnext50_32x4d (batch 8, 96x96) went from 12.6 to 1.5 s and sknet50's from 18.6 to
-1.9 s. A gradient taken through an inference-mode call (`training=False` under a tape) still
-goes through the grouped kernel's slow one.
-
-Called eagerly (`model(images)` outside a `tf.function`), every grouped convolution takes the
-rewrite too. Keras wraps each TensorFlow grouped convolution in a new `tf.function(jit_compile=True)`
-on every call, so eagerly each call traces and compiles it again: 60 to 70 ms per convolution
-whatever its size. An eager forward of sknet101 on two 64x64 images took 6 to 8 s that way, 1.7
-to 1.9 s with the rewrite; resnext50_32x4d at batch 8 and 224x224, 2.8 to 3.0 s against 2.2 s.
-Inside a `tf.function` (`predict`, `fit`, exports) the function is traced once and wide groups
-keep the grouped kernel.
+Without TensorFlow's kernels, narrow groups were the slow case: a grouped convolution equals a
+depthwise convolution with channel multiplier m (each input channel of a group convolved with
+that group's m output kernels) followed by a sum over the group's input channels, the same
+multiplies, about 3x faster than Keras' XLA path for groups of 4 (`NARROW_GROUP_CHANNELS`);
+wider groups were faster through XLA. When training, every group takes the rewrite: the XLA
+gradient took 1.5 to 12 s per ResNeXt-50 layer at batch 8, the rewrite's 0.1 to 0.16 s. Called
+eagerly, every group takes it too: Keras wraps each grouped convolution in a new
+`tf.function(jit_compile=True)` on every call, 60 to 70 ms of compiling per convolution.
 
 A dilated depthwise convolution is itself slow on TensorFlow (2.5x its undilated cost). With
 stride 1, "same" padding and an odd kernel, a dilation-d convolution equals an undilated one
 on each of the d x d interleaved sub-images (the rows and columns that are d apart), which is
-how a dilated narrow-group convolution runs here when the image divides by d.
+how a dilated convolution runs in the rewrite when the image divides by d.
 
-Every path is keras.ops, exact up to float summation order, and differentiable.
+None of this reaches an export's graph (`tracing.plain_graph`), which keeps `ops.conv`: LiteRT's
+XNNPACK runs the grouped convolution itself faster. JAX and PyTorch take `ops.conv`, already
+fast there. Every path is exact up to float summation order, and differentiable.
 """
+
+import functools
 
 import keras
 from keras import ops
@@ -84,26 +83,62 @@ def _executing_eagerly():
     return tf.executing_eagerly()
 
 
-def uses_depthwise_rewrite(input_shape, kernel_shape, training=False):
-    """Whether `grouped_conv` computes this convolution as depthwise-then-sum."""
+@functools.cache
+def tensorflow_runs_grouped_kernels(dtype="float32"):
+    """Whether TensorFlow's own CPU kernels compute a grouped convolution and both its gradients
+    in `dtype`, eagerly and in a graph (which can differ): a probe on a 3x3 image, run once per
+    dtype, eagerly even while tracing. It calls the gradient kernels by name, as a gradient tape
+    records nothing inside `init_scope`."""
+    import tensorflow as tf
+
+    def convolve_and_differentiate(images, kernel):
+        strides = [1, 1, 1, 1]
+        outputs = tf.raw_ops.Conv2D(input=images, filter=kernel, strides=strides, padding="SAME")
+        image_gradient = tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=tf.shape(images), filter=kernel, out_backprop=outputs, strides=strides, padding="SAME"
+        )
+        kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
+            input=images, filter_sizes=tf.shape(kernel), out_backprop=outputs, strides=strides, padding="SAME"
+        )
+        return image_gradient, kernel_gradient
+
+    with tf.init_scope(), tf.device("/CPU:0"):
+        # Arguments, not constants: the graph optimiser would fold a constant probe away.
+        images, kernel = tf.ones((1, 3, 3, 4), dtype), tf.ones((3, 3, 2, 4), dtype)
+        try:
+            convolve_and_differentiate(images, kernel)
+            tf.function(convolve_and_differentiate)(images, kernel)
+        except tf.errors.OpError:
+            return False
+    return True
+
+
+def formulation(input_shape, kernel_shape, dtype="float32", training=False):
+    """How `grouped_conv` computes this convolution: "tensorflow" (TensorFlow's own grouped
+    kernels), "depthwise" (depthwise then sum) or "conv" (`keras.ops.conv`)."""
     in_channels, group_in = input_shape[-1], kernel_shape[2]
-    return (
-        keras.backend.backend() == "tensorflow"
-        and not tracing_plain_graph()
-        and in_channels is not None
-        and group_in < in_channels
-        and (bool(training) or group_in <= NARROW_GROUP_CHANNELS or _executing_eagerly())
-    )
+    grouped = in_channels is not None and group_in < in_channels
+    if keras.backend.backend() != "tensorflow" or tracing_plain_graph() or not grouped:
+        return "conv"
+    if tensorflow_runs_grouped_kernels(keras.backend.standardize_dtype(dtype)):
+        return "tensorflow"
+    if bool(training) or group_in <= NARROW_GROUP_CHANNELS or _executing_eagerly():
+        return "depthwise"
+    return "conv"
 
 
 def grouped_conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, training=False):
     """`keras.ops.conv` for NHWC inputs and a (kh, kw, C_in / groups, C_out) kernel, groups
-    inferred as ops.conv does; on TensorFlow, narrow groups, and every group when `training` or
-    when called eagerly, take the depthwise rewrite."""
-    if not uses_depthwise_rewrite(inputs.shape, kernel.shape, training):
-        return ops.conv(inputs, kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
-    groups = inputs.shape[-1] // kernel.shape[2]
+    inferred as ops.conv does, computed as `formulation` says."""
+    form = formulation(inputs.shape, kernel.shape, inputs.dtype, training)
     strides, dilation = pair(strides), pair(dilation_rate)
+    if form == "conv":
+        return ops.conv(inputs, kernel, strides=strides, padding=padding, dilation_rate=dilation)
+    if form == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.convolution(inputs, kernel, strides=strides, padding=padding.upper(), dilations=dilation)
+    groups = inputs.shape[-1] // kernel.shape[2]
     height, width = inputs.shape[1], inputs.shape[2]
     if (
         dilation[0] == dilation[1] > 1

@@ -1,18 +1,37 @@
 """`grouped_conv` computes exactly what `keras.ops.conv` computes for a grouped kernel, on every
-backend, whichever formulation it picks; TensorFlow takes the depthwise rewrite for narrow
-groups in a traced graph, and for every group in training (where the grouped kernel's gradient
-is far slower) and when called eagerly (where Keras compiles the grouped kernel anew on every
-call)."""
+backend, whichever formulation it picks. On TensorFlow it runs TensorFlow's own grouped kernels
+where they take the convolution and its gradients in the dtype at hand (oneDNN's, TensorFlow's
+default on x86-64); elsewhere it takes the depthwise rewrite for narrow groups in a traced
+graph, and for every group in training (where Keras' XLA gradient is far slower) and when called
+eagerly (where Keras compiles the grouped kernel anew on every call)."""
+
+import os
+import platform
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from attention_zoo.layers.grouped_conv import NARROW_GROUP_CHANNELS, grouped_conv, uses_depthwise_rewrite
+from attention_zoo.layers import grouped_conv as grouped_conv_module
+from attention_zoo.layers.grouped_conv import (
+    NARROW_GROUP_CHANNELS,
+    formulation,
+    grouped_conv,
+    tensorflow_runs_grouped_kernels,
+)
 from attention_zoo.layers.tracing import plain_graph
 
 pytestmark = pytest.mark.every_backend
+
+
+@pytest.fixture(params=["as_found", "without"], ids=["tensorflow_kernels_as_found", "without_tensorflow_kernels"])
+def tensorflow_kernels(request, monkeypatch):
+    """Runs a test with TensorFlow's grouped kernels as this machine has them, and again as on a
+    TensorFlow without them (oneDNN off), where the rewrite and Keras' path do the work."""
+    if request.param == "without":
+        monkeypatch.setattr(grouped_conv_module, "tensorflow_runs_grouped_kernels", lambda dtype="float32": False)
+    return request.param
 
 CASES = [
     # (input shape, groups, output channels, kernel size, strides, padding, dilation)
@@ -30,7 +49,7 @@ CASES = [
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("input_shape, groups, out_channels, kernel_size, strides, padding, dilation", CASES)
 def test_equals_the_plain_grouped_convolution(
-    input_shape, groups, out_channels, kernel_size, strides, padding, dilation, training
+    input_shape, groups, out_channels, kernel_size, strides, padding, dilation, training, tensorflow_kernels
 ):
     rng = np.random.default_rng(0)
     images = rng.normal(size=input_shape).astype("float32")
@@ -46,7 +65,7 @@ def test_equals_the_plain_grouped_convolution(
 
 
 @pytest.mark.parametrize("dilation", [1, 2])
-def test_gradients_equal_those_of_the_plain_convolution(dilation):
+def test_gradients_equal_those_of_the_plain_convolution(dilation, tensorflow_kernels):
     rng = np.random.default_rng(1)
     images = rng.normal(size=(1, 8, 8, 16)).astype("float32")
     kernel = rng.normal(size=(3, 3, 4, 16)).astype("float32")
@@ -104,28 +123,61 @@ def in_a_traced_graph(check):
 
 
 WIDE = (3, 3, 32, 1024)  # ResNeXt-50's last stage: 32 groups of 32 channels
+NARROW = (3, 3, NARROW_GROUP_CHANNELS, 128)  # its first stage: 32 groups of 4
+NOT_GROUPED = ((8, 56, 56, 4), (3, 3, 4, 64))
 
 
-def test_only_tensorflow_rewrites_and_in_a_graph_at_inference_only_narrow_groups():
+def _every_call(dtype="float32"):
+    """The formulation for narrow and wide groups, at inference and in training in a traced
+    graph, and called eagerly."""
+    return {
+        formulation((8, 56, 56, 128), NARROW, dtype),
+        in_a_traced_graph(lambda: formulation((8, 56, 56, 128), NARROW, dtype)),
+        in_a_traced_graph(lambda: formulation((8, 7, 7, 1024), WIDE, dtype)),
+        in_a_traced_graph(lambda: formulation((8, 7, 7, 1024), WIDE, dtype, training=True)),
+        formulation((8, 7, 7, 1024), WIDE, dtype),
+    }
+
+
+def test_tensorflow_runs_its_own_grouped_kernels_wherever_they_take_gradients_too():
+    if keras.backend.backend() != "tensorflow":
+        assert _every_call() == {"conv"}
+        return
+    for dtype in ("float32", "bfloat16", "float16"):
+        if tensorflow_runs_grouped_kernels(dtype):
+            assert _every_call(dtype) == {"tensorflow"}
+        else:
+            assert "tensorflow" not in _every_call(dtype)
+
+
+def test_onednn_takes_grouped_convolutions_and_their_gradients_except_in_float16():
+    """Why the probe exists: TensorFlow's x86-64 builds use oneDNN unless TF_ENABLE_ONEDNN_OPTS=0,
+    and oneDNN has grouped kernels in float32 and bfloat16, but no float16 gradient on the CPU."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a TensorFlow kernel probe")
+    if platform.machine() not in ("x86_64", "AMD64") or os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        pytest.skip("oneDNN is TensorFlow's default on x86-64 only")
+    assert tensorflow_runs_grouped_kernels("float32") and tensorflow_runs_grouped_kernels("bfloat16")
+    assert not tensorflow_runs_grouped_kernels("float16")
+
+
+def test_without_tensorflow_kernels_narrow_groups_training_and_eager_calls_take_the_rewrite(monkeypatch):
+    monkeypatch.setattr(grouped_conv_module, "tensorflow_runs_grouped_kernels", lambda dtype="float32": False)
     on_tensorflow = keras.backend.backend() == "tensorflow"
-    narrow = (3, 3, NARROW_GROUP_CHANNELS, 128)
-    assert in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 128), narrow)) is on_tensorflow
-    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 7, 7, 1024), WIDE))
-    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64)))  # not grouped
+    rewritten = "depthwise" if on_tensorflow else "conv"
+    assert in_a_traced_graph(lambda: formulation((8, 56, 56, 128), NARROW)) == rewritten
+    assert in_a_traced_graph(lambda: formulation((8, 7, 7, 1024), WIDE)) == "conv"
+    assert in_a_traced_graph(lambda: formulation((8, 7, 7, 1024), WIDE, training=True)) == rewritten
+    assert formulation((8, 7, 7, 1024), WIDE) == rewritten  # eagerly
 
 
-def test_in_training_every_grouped_convolution_on_tensorflow_is_rewritten():
-    on_tensorflow = keras.backend.backend() == "tensorflow"
-    assert in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 7, 7, 1024), WIDE, training=True)) is on_tensorflow
-    assert not in_a_traced_graph(lambda: uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64), training=True))
-
-
-def test_called_eagerly_every_grouped_convolution_on_tensorflow_is_rewritten():
-    on_tensorflow = keras.backend.backend() == "tensorflow"
-    assert uses_depthwise_rewrite((8, 7, 7, 1024), WIDE) is on_tensorflow
-    assert not uses_depthwise_rewrite((8, 56, 56, 4), (3, 3, 4, 64))  # not grouped
+def test_a_convolution_that_is_not_grouped_is_keras_own():
+    assert in_a_traced_graph(lambda: formulation(*NOT_GROUPED)) == "conv"
+    assert in_a_traced_graph(lambda: formulation(*NOT_GROUPED, training=True)) == "conv"
+    assert formulation(*NOT_GROUPED) == "conv"
 
 
 def test_exports_trace_the_grouped_convolution_itself():
     with plain_graph():
-        assert not uses_depthwise_rewrite((8, 56, 56, 128), (3, 3, NARROW_GROUP_CHANNELS, 128))
+        assert formulation((8, 56, 56, 128), NARROW) == "conv"
+        assert formulation((8, 7, 7, 1024), WIDE, training=True) == "conv"
