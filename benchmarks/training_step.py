@@ -5,8 +5,9 @@ run on the TF backend (`model.train_on_batch`, SGD, batch 8).
 
 Models are timed in interleaved rounds, and each ratio is the median of per-round ratios
 (benchmarks/timing.py). Keras runs TensorFlow's grouped convolutions on the CPU through XLA, whose
-gradient for them is very slow; `layers/grouped_conv.py` trains them as depthwise convolutions
-and sums instead. Nothing here is asserted: the figures are what one run measured.
+gradient for them is very slow; `layers/grouped_conv.py` trains them with TensorFlow's own
+grouped kernels where it has them (oneDNN), and as depthwise convolutions and sums elsewhere.
+Nothing here is asserted: the figures are what one run measured.
 """
 
 import argparse

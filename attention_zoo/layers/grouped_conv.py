@@ -4,7 +4,7 @@ On TensorFlow, Keras' `ops.conv` runs every grouped convolution through XLA (wri
 TensorFlow's CPU kernels had no grouped convolution), and XLA's CPU code for it is slow: at
 batch 8, 56x56x128 in 32 groups of 4 channels took 63-67 ms, and ResNeXt-50's wider groups
 2-13 ms each. TensorFlow's own kernels now compute grouped convolutions. With oneDNN (its default
-on x86-64 Linux) they do so 2-16x faster than that, forward and backward, and in graphs and
+on x86-64 Linux) they do so 2-14x faster than that, forward and backward, and in graphs and
 eagerly alike: 4.6, 3.1, 2.4 and 2.0 ms for the four stages of ResNeXt-50 32x4d (batch 8), and
 forward plus both gradients 21 ms against 72 ms for the depthwise rewrite below at stage 1,
 9 against 87 ms at stage 2. So on TensorFlow `grouped_conv` calls `tf.nn.convolution` itself
