@@ -1,7 +1,7 @@
 """Grouped 2-D convolution, computed the fastest exact way on the backend at hand.
 
-On TensorFlow, Keras' `ops.conv` runs every grouped convolution through XLA (written when
-TensorFlow's CPU kernels had no grouped convolution), and XLA's CPU code for it is slow: at
+On TensorFlow, Keras' `ops.conv` runs every grouped convolution through XLA (its source says
+grouped convolutions are broken on the CPU without it), and XLA's CPU code for them is slow: at
 batch 8, 56x56x128 in 32 groups of 4 channels took 63-67 ms, and ResNeXt-50's wider groups
 2-13 ms each. TensorFlow's own kernels now compute grouped convolutions. With oneDNN (its default
 on x86-64 Linux) they do so 2-14x faster than that, forward and backward, and in graphs and
