@@ -18,9 +18,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from timing import interleaved_seconds, median_ratio, medians  # noqa: E402
 
 import attention_zoo  # noqa: E402
+
+# Each model's Keras train step is a tf.function of its own, traced once; TensorFlow counts the
+# traces of them all together (they share one code object) and would warn of retracing.
+tf.get_logger().setLevel("ERROR")
 
 BASELINE = "resnet50"
 MODELS = ["resnext50_32x4d", "sknet50", "se_resnet50", "cbam_resnet50"]
