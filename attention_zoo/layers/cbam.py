@@ -114,7 +114,7 @@ class SpatialAttention(AttentionLayer):
         pooled = [ops.max(inputs, axis=-1, keepdims=True), ops.mean(inputs, axis=-1, keepdims=True)]
         if self.pool_order == "mean_max":
             pooled.reverse()
-        logits = conv_to_one_channel(ops.concatenate(pooled, axis=-1), self.conv.kernel)
+        logits = conv_to_one_channel(pooled, self.conv.kernel)
         if self.conv.use_bias:
             logits = logits + ops.cast(self.conv.bias, logits.dtype)
         if self.bn is not None:

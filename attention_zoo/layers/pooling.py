@@ -6,7 +6,8 @@ the TensorFlow CPU backend at 56x56 (batch 8, benchmarks/resnet_latency.py for t
 pooling the map as one (H*W, 1) column per image is 1.5-2.5x faster than a reduction over H
 and W, and a 2-channel 7x7 convolution to one channel ran about four times faster as a
 matrix product on an AVX2 CPU. On a later AVX-512 CPU, whose convolution kernel is faster,
-the product took 1.2x the convolution's time at 56x56 and 0.6-0.7x at 14x14 and 7x7.
+the product (one per output row, benchmarks/spatial_conv.py) takes 1.0-1.1x the convolution's
+time at 56x56, 0.6-0.9x at 28x28 and 0.4-0.5x at 14x14 and 7x7.
 """
 
 import keras
@@ -40,44 +41,60 @@ def global_pool(inputs, kind="mean"):
 
 
 def conv_to_one_channel(maps, kernel):
-    """`ops.conv(maps, kernel, padding="same")` for a square k x k kernel (k odd) with a single
-    output channel and few input channels, as in CBAM's spatial gate.
+    """`ops.conv(ops.concatenate(maps, axis=-1), kernel, padding="same")`: a square k x k kernel
+    (k odd) with one output channel over a few single-channel maps, as in CBAM's spatial gate.
 
-    TensorFlow's CPU convolution costs about 0.4 us per output pixel whatever the channel
-    count, so this tiny convolution took a third of a CBAM block. Here each padded row of
-    `maps`, flattened with its channels, is multiplied by one banded matrix that holds the k
-    kernel rows: that gives every kernel row's contribution to every pixel of the output row,
-    and summing the k contributions shifted by their row offsets finishes the convolution.
+    `maps` is a sequence of (batch, H, W, 1) maps, one per input channel of `kernel`, in its
+    order. TensorFlow's CPU convolution costs about 0.4 us per output pixel whatever the
+    channel count, so this tiny convolution took a third of a CBAM block. Here every output row
+    is one vector-matrix product: the k padded input rows it sees (all channels) are gathered
+    into one vector, and one banded matrix that holds the kernel maps it to the row's W outputs.
     Needs static H and W and an odd k (falls back to `ops.conv` otherwise).
     """
     size = kernel.shape[0]
-    _, height, width, channels = maps.shape
+    channels = len(maps)
+    _, height, width, _ = maps[0].shape
     if height is None or width is None or size % 2 == 0:
-        return ops.conv(maps, ops.cast(kernel, maps.dtype), padding="same")
+        return ops.conv(ops.concatenate(maps, axis=-1), ops.cast(kernel, maps[0].dtype), padding="same")
     pad = size // 2
     padded_width = width + 2 * pad
-    # band[i, c, y, w] = kernel[y, i - w, c] where padded column i is a tap of output column w,
-    # else 0, gathered from the flattened kernel with a zero appended. The kernel is a variable,
-    # so the band is rebuilt on every call: built as a product with a 0/1 shift tensor, it took
-    # half of this function's time at 14x14 and 7x7.
-    padded_column, channel, kernel_row, output_column = np.ogrid[:padded_width, :channels, :size, :width]
+    # Channels stacked on a middle axis, so that a padded row holds each channel's W + 2p
+    # values in a run: concatenating on the last axis would interleave them one by one, which
+    # took about as long as the product itself at 56x56.
+    stacked = ops.concatenate([ops.reshape(map_, (-1, height, 1, width)) for map_ in maps], axis=2)
+    padded = ops.pad(stacked, ((0, 0), (pad, pad), (0, 0), (pad, pad)))
+    padded = ops.reshape(padded, (-1, height + 2 * pad, channels * padded_width))
+    windows = _row_windows(padded, height, size)  # (batch, H, k * channels * padded_width)
+    # band[(y, c, i), w] = kernel[y, i - w, c] where padded column i is a tap of output column
+    # w, else 0, gathered from the flattened kernel with a zero appended. The kernel is a
+    # variable, so the band is rebuilt on every call: built as a product with a 0/1 shift
+    # tensor, it took half of this function's time at 14x14 and 7x7.
+    kernel_row, channel, padded_column, output_column = np.ogrid[:size, :channels, :padded_width, :width]
     kernel_column = padded_column - output_column
     index = np.where(
         (0 <= kernel_column) & (kernel_column < size),
         (kernel_row * size + kernel_column) * channels + channel,
         size * size * channels,
     ).astype("int32")
-    flat_kernel = ops.concatenate([ops.reshape(ops.cast(kernel, maps.dtype), (-1,)), ops.zeros((1,), maps.dtype)])
-    band = ops.take(flat_kernel, index.reshape(padded_width * channels, size * width))
-    padded = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    rows = ops.matmul(ops.reshape(padded, (-1, padded_width * channels)), band)
-    rows = ops.reshape(rows, (-1, height + 2 * pad, size, width))
-    # Kernel rows that see only the zero padding (on maps smaller than the kernel) are left
-    # out. Slices keep the tap axis (tap:tap + 1): LiteRT turns an index into a strided slice
-    # with a shrink mask, which XNNPACK does not delegate.
-    taps = [tap for tap in range(size) if pad - height < tap < pad + height]
-    logits = None
-    for tap in taps:
-        contribution = rows[:, tap : tap + height, tap : tap + 1]
-        logits = contribution if logits is None else logits + contribution
+    dtype = maps[0].dtype
+    flat_kernel = ops.concatenate([ops.reshape(ops.cast(kernel, dtype), (-1,)), ops.zeros((1,), dtype)])
+    band = ops.take(flat_kernel, index.reshape(size * channels * padded_width, width))
+    logits = ops.matmul(ops.reshape(windows, (-1, size * channels * padded_width)), band)
     return ops.reshape(logits, (-1, height, width, 1))
+
+
+def _row_windows(padded, height, size):
+    """(batch, height, size * row): output row h's window, padded rows h .. h + size - 1, as
+    one vector. One gather of rows: with `size` slices concatenated instead, the whole
+    convolution took 1.3x as long at 56x56 (1.03 against 0.80 ms). Exports
+    (`tracing.plain_graph`) take the slices, concatenated four at a time, because LiteRT's
+    XNNPACK delegate runs slices and concatenations but not a GATHER, and left a seven-way
+    concatenation undelegated."""
+    if tracing_plain_graph():
+        windows = [padded[:, tap : tap + height] for tap in range(size)]
+        while len(windows) > 1:
+            windows = [ops.concatenate(windows[i : i + 4], axis=2) for i in range(0, len(windows), 4)]
+        return windows[0]
+    rows = (np.arange(height)[:, None] + np.arange(size)[None, :]).reshape(-1).astype("int32")
+    windows = ops.take(padded, rows, axis=1)
+    return ops.reshape(windows, (-1, height, size * padded.shape[-1]))

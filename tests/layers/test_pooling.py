@@ -33,15 +33,18 @@ def test_global_pool_takes_maps_of_any_size_in_a_model_built_without_one(kind):
     np.testing.assert_allclose(ops.convert_to_numpy(model(maps)), expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("exporting", [False, True], ids=["fast", "plain"])
 @pytest.mark.parametrize(
     "height, width, channels, kernel_size",
     [(56, 56, 2, 7), (7, 9, 2, 7), (3, 5, 2, 3), (2, 2, 2, 7), (1, 1, 2, 7), (4, 6, 3, 5), (5, 5, 2, 4)],
 )
-def test_conv_to_one_channel_is_a_same_padded_convolution(height, width, channels, kernel_size):
+def test_conv_to_one_channel_is_a_same_padded_convolution(height, width, channels, kernel_size, exporting):
     rng = np.random.default_rng(2)
     maps = rng.normal(size=(2, height, width, channels)).astype("float32")
     kernel = rng.normal(size=(kernel_size, kernel_size, channels, 1)).astype("float32")
     expected = ops.convert_to_numpy(ops.conv(maps, kernel, padding="same"))
-    actual = ops.convert_to_numpy(conv_to_one_channel(maps, kernel))
+    single_channel_maps = [maps[..., c : c + 1] for c in range(channels)]
+    with plain_graph() if exporting else contextlib.nullcontext():
+        actual = ops.convert_to_numpy(conv_to_one_channel(single_channel_maps, kernel))
     assert actual.shape == (2, height, width, 1)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
