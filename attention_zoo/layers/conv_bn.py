@@ -34,6 +34,20 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
 
 
+def add_channel_bias(outputs, bias):
+    """`outputs + bias` over the last axis; a BiasAdd on TensorFlow outside exports.
+
+    TensorFlow's graph optimiser fuses a BiasAdd into the convolution before it. An AddV2 it
+    fuses too, unless an add follows: then it merged the bias add with a ResNet block's
+    residual add into an AddN plus an add, one more pass over the block's output, which made
+    resnet50 4 % slower (benchmarks/resnet_latency.py, one-process A/B)."""
+    if keras.backend.backend() == "tensorflow" and not tracing_plain_graph():
+        import tensorflow as tf
+
+        return tf.nn.bias_add(outputs, bias)
+    return outputs + bias
+
+
 @register_layer
 class ConvBN(keras.layers.Layer):
     """Conv2D without bias, BatchNormalization and an optional ReLU.
@@ -134,7 +148,7 @@ class ConvBN(keras.layers.Layer):
                 outputs = self._convolve(inputs, self.conv.kernel * scale, training)
             else:
                 outputs = self._convolve(inputs, self.conv.kernel, training) * ops.cast(scale, inputs.dtype)
-            outputs = outputs + ops.cast(bias, outputs.dtype)
+            outputs = add_channel_bias(outputs, ops.cast(bias, outputs.dtype))
         if self.activation == "relu":
             outputs = ops.relu(outputs)
         return outputs

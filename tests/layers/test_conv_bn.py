@@ -101,3 +101,22 @@ def test_weights_keep_their_conv_and_bn_names():
     ]
     with pytest.raises(ValueError, match="activation None or 'relu'"):
         ConvBN(8, 1, activation="gelu")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph optimiser only")
+def test_tensorflow_gets_a_bias_add_that_a_following_residual_add_cannot_absorb():
+    """TensorFlow merged an AddV2 bias with the residual add after it into AddN + add, one more
+    pass over the map; a BiasAdd stays with the convolution."""
+    import tensorflow as tf
+
+    layer = ConvBN(8, 1)
+    x, shortcut = random_inputs((2, 6, 6, 8)), random_inputs((2, 6, 6, 8), seed=1)
+    layer(x)
+    randomize_weights(layer, seed=3)
+    block_tail = tf.function(lambda x, shortcut: tf.nn.relu(layer(x, training=False) + shortcut))
+    op_types = {op.type for op in block_tail.get_concrete_function(x, shortcut).graph.get_operations()}
+    assert "BiasAdd" in op_types
+    with plain_graph():  # exports keep a plain add, which the converter folds into CONV_2D
+        assert "BiasAdd" not in {op.type for op in tf.function(layer).get_concrete_function(x).graph.get_operations()}
+    expected = np.maximum(ops.convert_to_numpy(layer(x)) + ops.convert_to_numpy(shortcut), 0)
+    np.testing.assert_allclose(block_tail(x, shortcut).numpy(), expected, rtol=1e-6, atol=1e-6)
