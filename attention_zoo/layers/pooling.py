@@ -6,8 +6,8 @@ the TensorFlow CPU backend at 56x56 (batch 8, benchmarks/resnet_latency.py for t
 pooling the map as one (H*W, 1) column per image is 1.5-2.5x faster than a reduction over H
 and W, and a 2-channel 7x7 convolution to one channel ran about four times faster as a
 matrix product on an AVX2 CPU. On a later AVX-512 CPU, whose convolution kernel is faster,
-the product (one per output row, benchmarks/spatial_conv.py) takes 1.0-1.1x the convolution's
-time at 56x56, 0.6-0.9x at 28x28 and 0.4-0.5x at 14x14 and 7x7.
+the product (one per output row, benchmarks/spatial_conv.py) takes about the convolution's time
+at 56x56, 0.6-0.9x at 28x28 and 0.4-0.5x at 14x14 and 7x7.
 """
 
 import keras
