@@ -37,10 +37,12 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
 def add_channel_bias(outputs, bias):
     """`outputs + bias` over the last axis; a BiasAdd on TensorFlow outside exports.
 
-    TensorFlow's graph optimiser fuses a BiasAdd into the convolution before it. An AddV2 it
-    fuses too, unless an add follows: then it merged the bias add with a ResNet block's
-    residual add into an AddN plus an add, one more pass over the block's output, which made
-    resnet50 4 % slower (batch 8, 224x224, both forms traced and timed in one process)."""
+    TensorFlow's graph optimiser fuses a BiasAdd into the convolution before it, and with
+    oneDNN a residual add and ReLU after it as well: a plain ResNet block's last convolution,
+    bias, residual add and ReLU run as one op. An AddV2 bias it fuses too, unless an add
+    follows: then it merged the bias add with the residual add into an AddN plus an add, two
+    passes over the block's output and a separate ReLU, which made resnet50 4 % slower (batch
+    8, 224x224, both forms traced and timed in one process)."""
     if keras.backend.backend() == "tensorflow" and not tracing_plain_graph():
         import tensorflow as tf
 

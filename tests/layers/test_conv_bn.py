@@ -105,8 +105,8 @@ def test_weights_keep_their_conv_and_bn_names():
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph optimiser only")
 def test_tensorflow_gets_a_bias_add_that_a_following_residual_add_cannot_absorb():
-    """TensorFlow merged an AddV2 bias with the residual add after it into AddN + add, one more
-    pass over the map; a BiasAdd stays with the convolution."""
+    """TensorFlow merged an AddV2 bias with the residual add after it into AddN + add; a BiasAdd
+    stays with the convolution, which oneDNN then fuses with the add and the ReLU."""
     import tensorflow as tf
 
     layer = ConvBN(8, 1)
