@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import compiled_forward, interleaved_seconds, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, medians, positive_int  # noqa: E402
 
 import attention_zoo  # noqa: E402
 from attention_zoo.export import export_tflite, make_interpreter, synthetic_images  # noqa: E402
@@ -127,8 +127,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=224, help="input size of the zoo models")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=10, help="calls per runtime per round")
+    parser.add_argument("--rounds", type=positive_int, default=5)
+    parser.add_argument("--iterations", type=positive_int, default=10, help="calls per runtime per round")
     parser.add_argument("--calibration", type=int, default=32, help="synthetic calibration images for zoo models")
     parser.add_argument("--quickstart-model", help="a trained .keras file, e.g. runs/quickstart/best.keras")
     parser.add_argument("--quickstart-recipe", default="recipes/quickstart.toml")

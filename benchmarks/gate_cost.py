@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import compiled_forward, interleaved_seconds, median_difference, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, median_difference, medians, positive_int  # noqa: E402
 
 from attention_zoo.layers import create_attention, list_attention  # noqa: E402
 
@@ -35,14 +35,11 @@ def block_tail(kind, size, channels):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--iterations", type=int, default=5, help="calls per tail per round")
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--rounds", type=positive_int, default=9)
+    parser.add_argument("--iterations", type=positive_int, default=5, help="calls per tail per round")
     parser.add_argument("--attention", nargs="+", default=["se", "eca", "cbam"])
     args = parser.parse_args()
-    for option in ("batch", "rounds", "iterations"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option} must be at least 1; got {getattr(args, option)}")
     unknown = sorted(set(args.attention) - set(list_attention()))
     if unknown:
         parser.error(f"unknown attention {unknown}; registered: {', '.join(list_attention())}")

@@ -34,7 +34,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from timing import interleaved_seconds, medians  # noqa: E402
+from timing import interleaved_seconds, medians, positive_int  # noqa: E402
 
 import attention_zoo  # noqa: E402
 from attention_zoo.training import load_recipe, train  # noqa: E402
@@ -181,15 +181,13 @@ def main(argv=None):
                         "with --budget time, of the baseline")
     parser.add_argument("--budget", choices=("examples", "time"), default="examples",
                         help="the same training examples for every model, or the baseline's training time")
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds of --budget time")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="timing rounds of --budget time")
     parser.add_argument("--plan", action="store_true",
                         help="with --budget time: measure (or read) the step times, print each model's budget, train nothing")
     parser.add_argument("--output", default="runs/benchmarks", help="where the runs go")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1; got {args.rounds}")
     if args.plan:
         if args.budget != "time":
             parser.error("--plan shows the budgets of --budget time")

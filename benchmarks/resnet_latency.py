@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import compiled_forward, interleaved_seconds, median_ratio, medians  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, median_ratio, medians, positive_int  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -41,10 +41,10 @@ def build(name, size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=positive_int, default=8)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iterations", type=int, default=3, help="forward passes per model per round")
+    parser.add_argument("--rounds", type=positive_int, default=7)
+    parser.add_argument("--iterations", type=positive_int, default=3, help="forward passes per model per round")
     parser.add_argument("--jit", action="store_true", help="compile each forward pass with XLA")
     parser.add_argument("--only", nargs="*", help="model names to include (with their baselines)")
     args = parser.parse_args()

@@ -17,19 +17,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import interleaved_seconds, median_difference  # noqa: E402
+from gate_cost import STAGES  # noqa: E402
+from timing import interleaved_seconds, median_difference, positive_int  # noqa: E402
 
 from attention_zoo.layers.pooling import conv_to_one_channel  # noqa: E402
-
-# (size, channels) of ResNet-50's bottleneck outputs at 224x224.
-STAGES = [(56, 256), (28, 512), (14, 1024), (7, 2048)]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--iterations", type=int, default=10, help="calls per form per round")
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--rounds", type=positive_int, default=15)
+    parser.add_argument("--iterations", type=positive_int, default=10, help="calls per form per round")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -45,7 +43,7 @@ def main():
     }
     print(f"TF {tf.__version__}, Keras {keras.__version__}, batch {args.batch}, {args.rounds} interleaved rounds")
     print(f"{'map':<12} {'banded product ms':>18} {'tf convolution ms':>18} {'ratio':>6}")
-    for size, channels in STAGES:
+    for size, channels, _ in STAGES:
         features = tf.constant(rng.normal(size=(args.batch, size, size, channels)), tf.float32)
         functions = {label: tf.function(form) for label, form in forms.items()}
         product, convolution = (functions[label](features) for label in ("banded product", "tf convolution"))

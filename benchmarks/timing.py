@@ -6,6 +6,7 @@ comparison then takes the median over rounds of the per-round ratio (or differen
 cancels the drift, rather than a ratio of medians taken at different times.
 """
 
+import argparse
 import functools
 import statistics
 import time
@@ -56,3 +57,11 @@ def median_difference(seconds, label, baseline):
 def medians(seconds):
     """{label: median seconds}."""
     return {label: statistics.median(values) for label, values in seconds.items()}
+
+
+def positive_int(text):
+    """An argparse type for counts (batch, rounds, iterations): an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value

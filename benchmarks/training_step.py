@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import interleaved_seconds, median_ratio, medians  # noqa: E402
+from timing import interleaved_seconds, median_ratio, medians, positive_int  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -39,9 +39,9 @@ def compiled(name, size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=positive_int, default=8)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=positive_int, default=5)
     parser.add_argument("--only", nargs="*", help="model names to time against resnet50")
     args = parser.parse_args()
 

@@ -1,6 +1,8 @@
 """The benchmarks' timing rounds interleave the candidates, so that drift of a busy machine
 slows them alike, and compare them round by round."""
 
+import argparse
+
 import keras
 import numpy as np
 import pytest
@@ -71,3 +73,12 @@ def test_each_model_gets_its_own_inference_graph_traced_once_without_a_retracing
         np.testing.assert_allclose(output, model(images, training=False), rtol=1e-6)
         assert forward.experimental_get_tracing_count() == 1
     assert "retracing" not in caplog.text
+
+
+def test_counts_on_the_command_line_must_be_at_least_one(capsys):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=timing.positive_int, default=7)
+    assert parser.parse_args(["--rounds", "3"]).rounds == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rounds", "0"])
+    assert "argument --rounds: must be at least 1; got 0" in capsys.readouterr().err
