@@ -22,7 +22,7 @@ from keras import ops
 
 from attention_zoo.layers.base import pair, register_layer
 from attention_zoo.layers.grouped_conv import grouped_conv
-from attention_zoo.layers.tracing import tracing_plain_graph
+from attention_zoo.layers.tracing import tracing_for_tensorflow_kernels, tracing_plain_graph
 from attention_zoo.utils.counting import conv_macs
 
 BN_EPSILON = 1e-5  # PyTorch's; Keras' 1e-3 shifts logits by a few percent with ported weights
@@ -43,7 +43,7 @@ def add_channel_bias(outputs, bias):
     follows: then it merged the bias add with the residual add into an AddN plus an add, two
     passes over the block's output and a separate ReLU, which made resnet50 4 % slower (batch
     8, 224x224, both forms traced and timed in one process)."""
-    if keras.backend.backend() == "tensorflow" and not tracing_plain_graph():
+    if tracing_for_tensorflow_kernels():
         import tensorflow as tf
 
         return tf.nn.bias_add(outputs, bias)

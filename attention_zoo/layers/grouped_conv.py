@@ -38,7 +38,7 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import pair
-from attention_zoo.layers.tracing import tracing_plain_graph
+from attention_zoo.layers.tracing import tracing_for_tensorflow_kernels
 
 NARROW_GROUP_CHANNELS = 4
 
@@ -118,7 +118,7 @@ def formulation(input_shape, kernel_shape, dtype="float32", training=False):
     kernels), "depthwise" (depthwise then sum) or "conv" (`keras.ops.conv`)."""
     in_channels, group_in = input_shape[-1], kernel_shape[2]
     grouped = in_channels is not None and group_in < in_channels
-    if keras.backend.backend() != "tensorflow" or tracing_plain_graph() or not grouped:
+    if not (grouped and tracing_for_tensorflow_kernels()):
         return "conv"
     if tensorflow_runs_grouped_kernels(keras.backend.standardize_dtype(dtype)):
         return "tensorflow"

@@ -10,11 +10,10 @@ the product (one per output row, benchmarks/spatial_conv.py) takes about the con
 at 56x56, 0.6-0.9x at 28x28 and 0.4-0.5x at 14x14 and 7x7.
 """
 
-import keras
 import numpy as np
 from keras import ops
 
-from attention_zoo.layers.tracing import tracing_plain_graph
+from attention_zoo.layers.tracing import tracing_for_tensorflow_kernels, tracing_plain_graph
 
 
 def global_pool(inputs, kind="mean"):
@@ -27,7 +26,7 @@ def global_pool(inputs, kind="mean"):
     not take int8 AVERAGE_POOL_2D) and a MAX_POOL_2D over the whole map."""
     height, width = inputs.shape[1:3]
     static = height is not None and width is not None  # a pooling window needs a static size
-    if static and keras.backend.backend() == "tensorflow" and not tracing_plain_graph():
+    if static and tracing_for_tensorflow_kernels():
         column = ops.reshape(inputs, (-1, height * width, 1, inputs.shape[-1]))
         pool = ops.average_pool if kind == "mean" else ops.max_pool
         pooled = pool(column, pool_size=(height * width, 1), strides=(1, 1), padding="valid")

@@ -1,12 +1,17 @@
 """Which form of a computation the layers trace: the fastest under Keras' own backends, or the
 plainest for a graph that an exporter freezes and another runtime compiles.
 
-Three pieces compute an op in a form chosen for TensorFlow's own CPU kernels:
+Four pieces compute an op in a form chosen for TensorFlow's own CPU kernels, where
+`tracing_for_tensorflow_kernels()` says so:
 
-- `ConvBN` applies the folded BatchNorm scale to small outputs rather than to large kernels;
+- `ConvBN` applies the folded BatchNorm scale to small outputs rather than to large kernels,
+  and adds its bias as a BiasAdd, which oneDNN fuses with a block's residual add and ReLU;
 - `grouped_conv` runs TensorFlow's own grouped kernels instead of Keras' XLA path, or where
   TensorFlow has none, narrow groups as a depthwise convolution and a sum;
 - `global_pool` (every gate's squeeze) pools each map as one (H*W, 1) column.
+
+A fifth, CBAM's `conv_to_one_channel`, gathers each output row's input rows on every backend
+but in exports, where XNNPACK takes slices and no GATHER.
 
 None helps a converted graph. Its weights are constants, so a kernel fold costs nothing at
 run time; LiteRT's XNNPACK runs a grouped convolution about twice as fast as the rewrite
@@ -18,6 +23,8 @@ are and the gates' means as MEAN, i.e. the graph before these speed-ups existed.
 
 import contextlib
 import contextvars
+
+import keras
 
 _PLAIN_GRAPH = contextvars.ContextVar("attention_zoo_plain_graph", default=False)
 
@@ -34,3 +41,9 @@ def plain_graph():
 
 def tracing_plain_graph():
     return _PLAIN_GRAPH.get()
+
+
+def tracing_for_tensorflow_kernels():
+    """Whether to trace the forms chosen for TensorFlow's own CPU kernels: on the TensorFlow
+    backend, outside `plain_graph()`."""
+    return keras.backend.backend() == "tensorflow" and not tracing_plain_graph()
