@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
+from attention_zoo.layers.conv_bn import folded_batchnorm
 from attention_zoo.layers.pooling import conv_to_one_channel, global_pool
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
@@ -114,11 +115,20 @@ class SpatialAttention(AttentionLayer):
         pooled = [ops.max(inputs, axis=-1, keepdims=True), ops.mean(inputs, axis=-1, keepdims=True)]
         if self.pool_order == "mean_max":
             pooled.reverse()
-        logits = conv_to_one_channel(pooled, self.conv.kernel)
-        if self.conv.use_bias:
-            logits = logits + ops.cast(self.conv.bias, logits.dtype)
-        if self.bn is not None:
-            logits = self.bn(logits, training=training)
+        kernel = self.conv.kernel
+        bias = self.conv.bias if self.conv.use_bias else None
+        batch_statistics = self.bn is not None and training and self.bn.trainable
+        if self.bn is not None and not batch_statistics:
+            # At inference the BatchNorm is one affine map of the single logit channel: folded
+            # into the 98 kernel weights it saves a pass and a handful of ops at every block.
+            scale, offset = folded_batchnorm(self.bn)
+            kernel = kernel * scale
+            bias = offset if bias is None else bias * scale + offset
+        logits = conv_to_one_channel(pooled, kernel)
+        if bias is not None:
+            logits = logits + ops.cast(bias, logits.dtype)
+        if batch_statistics:
+            logits = self.bn(logits, training=True)
         return ops.sigmoid(logits)
 
     def attend(self, inputs, training=None):

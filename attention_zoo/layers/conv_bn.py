@@ -34,6 +34,18 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
 
 
+def folded_batchnorm(bn):
+    """(scale, bias) per channel such that `x * scale + bias` is `bn` at inference, i.e. with
+    its moving statistics; either factor is 1 or 0 where the layer has no gamma or beta."""
+    scale = ops.rsqrt(bn.moving_variance + bn.epsilon)
+    if bn.scale:
+        scale = bn.gamma * scale
+    bias = -bn.moving_mean * scale
+    if bn.center:
+        bias = bn.beta + bias
+    return scale, bias
+
+
 def add_channel_bias(outputs, bias):
     """`outputs + bias` over the last axis; a BiasAdd on TensorFlow outside exports.
 
@@ -111,11 +123,6 @@ class ConvBN(keras.layers.Layer):
         self.conv.build(input_shape)
         self.bn.build(self.conv.compute_output_shape(input_shape))
 
-    def _folded_scale_and_bias(self):
-        """Per-channel scale and bias equal to BN with the moving statistics."""
-        scale = self.bn.gamma * ops.rsqrt(self.bn.moving_variance + self.bn_epsilon)
-        return scale, self.bn.beta - self.bn.moving_mean * scale
-
     def folds_into_kernel(self, input_shape):
         """Whether inference scales the kernel (True) or the conv output (False) by the BN scale.
 
@@ -145,7 +152,7 @@ class ConvBN(keras.layers.Layer):
         if training and self.bn.trainable:
             outputs = self.bn(self._convolve(inputs, self.conv.kernel, training), training=True)
         else:
-            scale, bias = self._folded_scale_and_bias()
+            scale, bias = folded_batchnorm(self.bn)
             if self.folds_into_kernel(inputs.shape):
                 outputs = self._convolve(inputs, self.conv.kernel * scale, training)
             else:

@@ -63,6 +63,37 @@ def test_cbam_spatial_gate_starts_at_one_half_like_the_official_code():
     np.testing.assert_allclose(numpy(gates), 0.5, atol=1e-6)
 
 
+def spatial_gate_from_its_sublayers(layer, x, training):
+    """The gate as the paper writes it: conv over [channel max, channel mean], BatchNorm, sigmoid."""
+    x = ops.convert_to_tensor(x)
+    pooled = ops.concatenate([ops.max(x, axis=-1, keepdims=True), ops.mean(x, axis=-1, keepdims=True)], axis=-1)
+    return numpy(ops.sigmoid(layer.bn(layer.conv(pooled), training=training)))
+
+
+def test_cbam_spatial_gate_at_inference_is_conv_then_batchnorm_with_the_moving_statistics():
+    x = random_inputs((2, 9, 9, 8))
+    layer = SpatialAttention(return_attention=True)
+    layer(x)
+    randomize_weights(layer, seed=4, scale=1.0)
+    expected = spatial_gate_from_its_sublayers(layer, x, training=False)
+    np.testing.assert_allclose(numpy(layer(x, training=False)[1]), expected, rtol=1e-5, atol=1e-6)
+    # Frozen, it normalises with the moving statistics in training too, as Keras' BatchNormalization does.
+    layer.trainable = False
+    np.testing.assert_allclose(numpy(layer(x, training=True)[1]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cbam_spatial_gate_in_training_uses_batch_statistics_and_updates_the_moving_ones():
+    x = random_inputs((4, 9, 9, 8))
+    layer, reference = SpatialAttention(return_attention=True), SpatialAttention(return_attention=True)
+    layer(x), reference(x)
+    randomize_weights(layer, seed=5, scale=1.0)
+    reference.set_weights(layer.get_weights())
+    gates = numpy(layer(x, training=True)[1])
+    np.testing.assert_allclose(gates, spatial_gate_from_its_sublayers(reference, x, training=True), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(gates, numpy(layer(x, training=False)[1]), atol=1e-3)
+    np.testing.assert_allclose(numpy(layer.bn.moving_mean), numpy(reference.bn.moving_mean), rtol=1e-5, atol=1e-7)
+
+
 def test_cbam_pool_orders_differ_only_by_the_order_of_the_conv_kernels_input_channels():
     x = random_inputs((2, 6, 6, 8))
     official = SpatialAttention(pool_order="max_mean", return_attention=True)
