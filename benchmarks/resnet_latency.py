@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import compiled_forward, interleaved_seconds, median_ratio, medians, positive_int  # noqa: E402
+from timing import compiled_forward, interleaved_seconds, median_ratio, medians, positive_int, ratio_quartiles  # noqa: E402
 
 import attention_zoo  # noqa: E402
 
@@ -60,15 +60,21 @@ def main():
     mode = "XLA" if args.jit else "tf.function graph"
     print(f"TF {tf.__version__}, Keras {keras.__version__}, {mode}, batch {args.batch}, {args.size}x{args.size}, "
           f"{args.rounds} interleaved rounds x {args.iterations} passes, {os.cpu_count()} CPUs")
-    print(f"{'model':<16} {'baseline':<29} {'ms/batch':>9} {'baseline ms':>12} {'ratio':>6} {'target':>7}  ok")
+    print(
+        f"{'model':<16} {'baseline':<29} {'ms/batch':>9} {'baseline ms':>12} {'ratio':>6} {'middle half':>12} "
+        f"{'target':>7}  ok"
+    )
     for name, baseline, target in comparisons:
         ratio = median_ratio(seconds, name, baseline)
+        lower, upper = ratio_quartiles(seconds, name, baseline)
         ok = "" if target is None else ("yes" if ratio <= target else "NO")
         target_text = "" if target is None else f"{target:.2f}x"
         print(
             f"{name:<16} {baseline:<29} {1e3 * median_seconds[name]:>9.1f} "
-            f"{1e3 * median_seconds[baseline]:>12.1f} {ratio:>5.2f}x {target_text:>7}  {ok}"
+            f"{1e3 * median_seconds[baseline]:>12.1f} {ratio:>5.2f}x {f'{lower:.2f}-{upper:.2f}x':>12} "
+            f"{target_text:>7}  {ok}"
         )
+    print("ratio: the median of the per-round ratios; middle half: their lower to upper quartile")
 
 
 if __name__ == "__main__":

@@ -44,9 +44,25 @@ def compiled_forward(model, jit=False):
     return tf.function(functools.partial(model, training=False), jit_compile=jit, reduce_retracing=True)
 
 
+def round_ratios(seconds, label, baseline):
+    """`label`'s time over `baseline`'s, one ratio per round."""
+    return [a / b for a, b in zip(seconds[label], seconds[baseline])]
+
+
 def median_ratio(seconds, label, baseline):
     """The median over rounds of `label`'s time over `baseline`'s in the same round."""
-    return statistics.median(a / b for a, b in zip(seconds[label], seconds[baseline]))
+    return statistics.median(round_ratios(seconds, label, baseline))
+
+
+def ratio_quartiles(seconds, label, baseline):
+    """(lower, upper) quartile of the per-round ratios. The middle half of the rounds lies
+    between them: a target inside that range is met or missed by the machine's noise as much
+    as by the code."""
+    ratios = round_ratios(seconds, label, baseline)
+    if len(ratios) < 2:
+        return ratios[0], ratios[0]
+    lower, _, upper = statistics.quantiles(ratios, n=4, method="inclusive")
+    return lower, upper
 
 
 def median_difference(seconds, label, baseline):

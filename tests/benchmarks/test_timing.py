@@ -53,6 +53,15 @@ def test_a_slow_round_does_not_move_the_per_round_comparisons(clock):
     assert timing.medians(seconds) == pytest.approx({"model": 1.2, "baseline": 1.0})
 
 
+def test_the_spread_of_the_per_round_ratios_is_their_middle_half():
+    seconds = {"model": [1.0, 1.3, 1.1, 1.4, 1.2], "baseline": [1.0] * 5}
+    assert timing.round_ratios(seconds, "model", "baseline") == pytest.approx([1.0, 1.3, 1.1, 1.4, 1.2])
+    assert timing.median_ratio(seconds, "model", "baseline") == pytest.approx(1.2)
+    assert timing.ratio_quartiles(seconds, "model", "baseline") == pytest.approx((1.1, 1.3))
+    one_round = {"model": [1.5], "baseline": [1.0]}
+    assert timing.ratio_quartiles(one_round, "model", "baseline") == pytest.approx((1.5, 1.5))
+
+
 def test_each_model_gets_its_own_inference_graph_traced_once_without_a_retracing_warning(caplog):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the benchmarks time TensorFlow graphs")
