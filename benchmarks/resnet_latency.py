@@ -18,7 +18,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from timing import compiled_forward, interleaved_seconds, median_ratio, medians, positive_int, ratio_quartiles  # noqa: E402
+from timing import (  # noqa: E402
+    compiled_forward,
+    interleaved_seconds,
+    median_ratio,
+    medians,
+    positive_int,
+    ratio_quartiles,
+)
 
 import attention_zoo  # noqa: E402
 

@@ -89,7 +89,8 @@ def test_cbam_spatial_gate_in_training_uses_batch_statistics_and_updates_the_mov
     randomize_weights(layer, seed=5, scale=1.0)
     reference.set_weights(layer.get_weights())
     gates = numpy(layer(x, training=True)[1])
-    np.testing.assert_allclose(gates, spatial_gate_from_its_sublayers(reference, x, training=True), rtol=1e-5, atol=1e-6)
+    expected = spatial_gate_from_its_sublayers(reference, x, training=True)
+    np.testing.assert_allclose(gates, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(gates, numpy(layer(x, training=False)[1]), atol=1e-3)
     np.testing.assert_allclose(numpy(layer.bn.moving_mean), numpy(reference.bn.moving_mean), rtol=1e-5, atol=1e-7)
 
