@@ -12,8 +12,6 @@ from attention_zoo.utils.counting import conv_macs, dense_macs
 _COMBINES = ("product", "sum")
 
 
-
-
 @register_layer
 class BottleneckAttention(AttentionLayer):
     """x * (1 + sigmoid(combine(channel(x), spatial(x)))).
