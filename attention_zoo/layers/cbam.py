@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from attention_zoo.layers.base import AttentionLayer, check_channels, reduced_channels, register_layer
-from attention_zoo.layers.conv_bn import folded_batchnorm
+from attention_zoo.layers.conv_bn import folded_batchnorm, uses_batch_statistics
 from attention_zoo.layers.pooling import conv_to_one_channel, global_pool
 from attention_zoo.utils.counting import conv_macs, dense_macs
 
@@ -117,7 +117,7 @@ class SpatialAttention(AttentionLayer):
             pooled.reverse()
         kernel = self.conv.kernel
         bias = self.conv.bias if self.conv.use_bias else None
-        batch_statistics = self.bn is not None and training and self.bn.trainable
+        batch_statistics = self.bn is not None and uses_batch_statistics(self.bn, training)
         if self.bn is not None and not batch_statistics:
             # At inference the BatchNorm is one affine map of the single logit channel: folded
             # into the 98 kernel weights it saves a pass and a handful of ops at every block.

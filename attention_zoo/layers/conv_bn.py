@@ -34,6 +34,12 @@ def pytorch_batchnorm(name, dtype=None, **kwargs):
     return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype, **kwargs)
 
 
+def uses_batch_statistics(bn, training):
+    """Whether `bn(x, training=training)` normalises with the batch's statistics, as Keras'
+    BatchNormalization decides: in training, unless the layer is frozen."""
+    return bool(training) and bn.trainable
+
+
 def folded_batchnorm(bn):
     """(scale, bias) per channel such that `x * scale + bias` is `bn` at inference, i.e. with
     its moving statistics; either factor is 1 or 0 where the layer has no gamma or beta."""
@@ -149,7 +155,7 @@ class ConvBN(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        if training and self.bn.trainable:
+        if uses_batch_statistics(self.bn, training):
             outputs = self.bn(self._convolve(inputs, self.conv.kernel, training), training=True)
         else:
             scale, bias = folded_batchnorm(self.bn)
