@@ -1,17 +1,19 @@
 """Which form of a computation the layers trace: the fastest under Keras' own backends, or the
 plainest for a graph that an exporter freezes and another runtime compiles.
 
-Four pieces compute an op in a form chosen for TensorFlow's own CPU kernels, where
+Three pieces compute an op in a form chosen for TensorFlow's own CPU kernels, where
 `tracing_for_tensorflow_kernels()` says so:
 
-- `ConvBN` applies the folded BatchNorm scale to small outputs rather than to large kernels,
-  and adds its bias as a BiasAdd, which oneDNN fuses with a block's residual add and ReLU;
+- `ConvBN` adds its folded BatchNorm's bias as a BiasAdd, which oneDNN fuses with a block's
+  residual add and ReLU;
 - `grouped_conv` runs TensorFlow's own grouped kernels instead of Keras' XLA path, or where
   TensorFlow has none, narrow groups as a depthwise convolution and a sum;
 - `global_pool` (every gate's squeeze) pools each map as one (H*W, 1) column.
 
-A fifth, CBAM's `conv_to_one_channel`, gathers each output row's input rows on every backend
-but in exports, where XNNPACK takes slices and no GATHER.
+Two more choose their form on every backend but in exports (`tracing_plain_graph()`):
+`ConvBN.folds_into_kernel` applies the folded BatchNorm scale to small outputs rather than to
+large kernels, and CBAM's `conv_to_one_channel` gathers each output row's input rows
+(exports take slices instead: XNNPACK runs no GATHER).
 
 None helps a converted graph. Its weights are constants, so a kernel fold costs nothing at
 run time; LiteRT's XNNPACK runs a grouped convolution about twice as fast as the rewrite
